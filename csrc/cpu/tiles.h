@@ -1,0 +1,46 @@
+// Load balancing over a flat buffer cut into segments: the buffer is split into fixed-size
+// tiles, never one task per segment, so one segment of 1e9 elements and 1e7 segments of 10
+// spread over the cores alike. A tile finds its first segment by binary search over the offsets
+// and walks the segments it overlaps as "pieces". The tile size does not depend on the thread
+// count, so results do not either.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace sap_kernels::cpu {
+
+constexpr int64_t kTileSize = int64_t{1} << 16;
+
+inline int64_t tile_count(int64_t numel) { return (numel + kTileSize - 1) / kTileSize; }
+
+// The segment that holds flat index pos: the first s with offsets[s + 1] > pos.
+inline int64_t segment_of(const int64_t* offsets, int64_t num_segments, int64_t pos) {
+  return std::upper_bound(offsets + 1, offsets + num_segments + 1, pos) - (offsets + 1);
+}
+
+// The part of one segment that lies inside one tile.
+struct Piece {
+  int64_t segment;
+  int64_t begin;
+  int64_t end;
+  bool starts_before_tile;  // the segment began in an earlier tile
+  bool ends_after_tile;     // the segment goes on into a later tile
+  bool whole() const { return !starts_before_tile && !ends_after_tile; }
+};
+
+// Calls visit(piece) for each non-empty piece of tile `tile`, in flat order.
+template <class Visit>
+void for_each_piece(const int64_t* offsets, int64_t num_segments, int64_t numel, int64_t tile,
+                    Visit&& visit) {
+  const int64_t lo = tile * kTileSize;
+  const int64_t hi = std::min(numel, lo + kTileSize);
+  for (int64_t s = segment_of(offsets, num_segments, lo); s < num_segments && offsets[s] < hi;
+       ++s) {
+    const int64_t begin = std::max(offsets[s], lo);
+    const int64_t end = std::min(offsets[s + 1], hi);
+    if (begin < end) visit(Piece{s, begin, end, offsets[s] < lo, offsets[s + 1] > hi});
+  }
+}
+
+}  // namespace sap_kernels::cpu

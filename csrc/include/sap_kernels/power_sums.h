@@ -1,0 +1,36 @@
+// Segmented power sums: for each segment s of a flat buffer cut by CSR offsets,
+//   scale[s] * sum_p[s]^(1/p) = ||a||_p   and   scale[s] * sum_q[s]^(1/q) = ||a||_q
+// where a = |w| over the live entries of the segment, i.e. the true power sum is
+// scale^p * sum_p. scale is a power of two (0 when the segment has no non-zero live entry),
+// so no finite input overflows or underflows.
+#pragma once
+
+#include <cstdint>
+
+#include "sap_kernels/scalar_type.h"
+
+namespace sap_kernels {
+
+// A flat parameter buffer cut into segments. Every pointer is host memory.
+struct SegmentedBuffer {
+  const void* params;       // numel elements of dtype
+  ScalarType dtype;
+  const uint8_t* mask;      // numel bytes, non-zero = live; nullptr = all live
+  int64_t numel;
+  const int64_t* offsets;   // num_segments + 1 entries, 0 = offsets[0] <= ... <= offsets[S] = numel
+  int64_t num_segments;
+};
+
+struct PowerSumsOutput {
+  double* scale;   // [S]
+  double* sum_p;   // [S]
+  double* sum_q;   // [S]
+  int64_t* count;  // [S] live entries
+};
+
+// Fills out for every segment. Returns the number of non-finite (NaN or inf) live entries;
+// the segments that hold one get NaN sums. Requires 0 < p < q.
+int64_t segmented_power_sums_cpu(const SegmentedBuffer& input, double p, double q,
+                                 const PowerSumsOutput& out);
+
+}  // namespace sap_kernels

@@ -1,0 +1,24 @@
+// SAP prune counts from the PQ Index (Diao et al., ICLR 2023, Theorem 2 and Algorithm 1):
+//   r = d * (1 + eta_r)^(-q/(q-p)) * (1 - I)^(q*p/(q-p))
+//   c = floor(max(0, min(gamma * (d - r), beta * d)))      (0 where I is NaN or d = 0)
+#pragma once
+
+#include <cstdint>
+
+namespace sap_kernels {
+
+struct SapParameters {
+  double p;
+  double q;
+  double eta_r;
+  double gamma;
+  double beta;
+};
+
+void sap_retain_bound_cpu(const double* pqi, const int64_t* count, int64_t num_segments,
+                          const SapParameters& params, double* retain);
+
+void sap_prune_counts_cpu(const double* pqi, const int64_t* count, int64_t num_segments,
+                          const SapParameters& params, int64_t* prune);
+
+}  // namespace sap_kernels

@@ -1,0 +1,66 @@
+// pybind11 bindings of the framework-free kernels: the extension module sap_kernels._C.
+// Tensors cross as raw addresses (int) that the Python layer has already validated: device,
+// dtype, contiguity, sizes and offsets. The GIL is released while a kernel runs.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+
+#include "sap_kernels/pqi.h"
+#include "sap_kernels/power_sums.h"
+#include "sap_kernels/sap_counts.h"
+
+namespace py = pybind11;
+using namespace sap_kernels;
+
+namespace {
+
+template <class T>
+T* address(uintptr_t value) {
+  return reinterpret_cast<T*>(value);
+}
+
+int64_t power_sums(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel,
+                   uintptr_t offsets, int64_t num_segments, double p, double q, uintptr_t scale,
+                   uintptr_t sum_p, uintptr_t sum_q, uintptr_t count) {
+  const SegmentedBuffer input{address<const void>(params), static_cast<ScalarType>(dtype),
+                              address<const uint8_t>(mask), numel,
+                              address<const int64_t>(offsets), num_segments};
+  const PowerSumsOutput out{address<double>(scale), address<double>(sum_p),
+                            address<double>(sum_q), address<int64_t>(count)};
+  py::gil_scoped_release release;
+  return segmented_power_sums_cpu(input, p, q, out);
+}
+
+void pqi(uintptr_t sum_p, uintptr_t sum_q, uintptr_t count, int64_t num_segments, double p,
+         double q, uintptr_t out) {
+  py::gil_scoped_release release;
+  pqi_from_power_sums_cpu(address<const double>(sum_p), address<const double>(sum_q),
+                          address<const int64_t>(count), num_segments, p, q,
+                          address<double>(out));
+}
+
+void retain_bound(uintptr_t pqi, uintptr_t count, int64_t num_segments, double p, double q,
+                  double eta_r, uintptr_t out) {
+  py::gil_scoped_release release;
+  sap_retain_bound_cpu(address<const double>(pqi), address<const int64_t>(count), num_segments,
+                       SapParameters{p, q, eta_r, 1.0, 1.0}, address<double>(out));
+}
+
+void prune_counts(uintptr_t pqi, uintptr_t count, int64_t num_segments, double p, double q,
+                  double eta_r, double gamma, double beta, uintptr_t out) {
+  py::gil_scoped_release release;
+  sap_prune_counts_cpu(address<const double>(pqi), address<const int64_t>(count), num_segments,
+                       SapParameters{p, q, eta_r, gamma, beta}, address<int64_t>(out));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "sap_kernels native kernels (CPU)";
+  m.def("power_sums", &power_sums,
+        "Segmented power sums; returns the number of non-finite live entries.");
+  m.def("pqi", &pqi, "PQ Index from power sums.");
+  m.def("retain_bound", &retain_bound, "SAP retained-count bound (Theorem 2).");
+  m.def("prune_counts", &prune_counts, "SAP prune counts.");
+  m.attr("has_cuda") = false;
+}

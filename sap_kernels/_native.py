@@ -1,0 +1,30 @@
+"""Loads the compiled extension sap_kernels._C; the package imports without it."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+try:
+    from . import _C as _extension
+except ImportError as error:  # not built: the "torch" backend still works
+    _extension = None
+    _import_error: ImportError | None = error
+else:
+    _import_error = None
+
+
+def native_available() -> bool:
+    """True when the compiled extension sap_kernels._C is importable."""
+    return _extension is not None
+
+
+def native(op: str) -> ModuleType:
+    """The extension module, or an ImportError that says how to build it."""
+    if _extension is None:
+        raise ImportError(
+            f"{op}: backend 'cpu' needs the compiled extension sap_kernels._C, which did not "
+            f"load ({_import_error}). Build it from the source tree with `pip install .` "
+            "(or `pip install -e .`): it needs a C++17 compiler with OpenMP and CMake >= 3.18. "
+            "backend='torch' works without it."
+        )
+    return _extension

@@ -1,0 +1,124 @@
+"""segmented_power_sums: Σ|w|^p and Σ|w|^q per segment, scale-stable."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from . import reference
+from ._checks import (
+    DTYPE_CODES,
+    check_exponents,
+    check_mask,
+    check_nan_policy,
+    check_params,
+    nonfinite_error,
+)
+from ._dispatch import resolve_backend
+from ._native import native
+from .segments import Segments, as_segments
+
+
+class PowerSums(NamedTuple):
+    """Per-segment power sums in scaled form, all tensors of shape [S].
+
+    The true sums are ``scale**p * sum_p`` and ``scale**q * sum_q``, so that
+    ``||a||_p = scale * sum_p**(1/p)``; ``scale`` (float64) is 0 for a segment with no non-zero
+    live entry and otherwise a number no smaller than its largest live ``|w|`` (a power of two
+    on the CPU backend), which keeps every sum finite. ``count`` (int64) is the number of live
+    entries d.
+    """
+
+    scale: torch.Tensor
+    sum_p: torch.Tensor
+    sum_q: torch.Tensor
+    count: torch.Tensor
+
+
+def segmented_power_sums(
+    params: torch.Tensor,
+    segments: Segments | torch.Tensor,
+    p: float,
+    q: float,
+    mask: torch.Tensor | None = None,
+    *,
+    nan_policy: str = "raise",
+    backend: str | None = None,
+) -> PowerSums:
+    """Power sums of the live magnitudes of each segment: S_p = Σ a^p, S_q = Σ a^q, a = |w|.
+
+    Args:
+        params: 1-D contiguous float32 / float64 / float16 / bfloat16 buffer.
+        segments: a ``Segments`` or 1-D int64 offsets (length S + 1, ending at params.numel()).
+        p, q: exponents, 0 < p < q.
+        mask: optional bool tensor of params.numel() elements; False entries take no part.
+        nan_policy: ``"raise"`` (a NaN / inf live entry is an error) or ``"propagate"``
+            (its segment's sums are NaN).
+        backend: ``"cpu"`` (C++), ``"torch"`` (reference) or None (fastest available).
+
+    Returns:
+        PowerSums(scale, sum_p, sum_q, count).
+    """
+    op = "segmented_power_sums"
+    sums, _ = _power_sums(op, params, segments, p, q, mask, nan_policy, backend)
+    return sums
+
+
+def _power_sums(
+    op: str,
+    params: torch.Tensor,
+    segments: Segments | torch.Tensor,
+    p: float,
+    q: float,
+    mask: torch.Tensor | None,
+    nan_policy: str,
+    backend: str | None,
+) -> tuple[PowerSums, str]:
+    """segmented_power_sums on behalf of op (whose name its errors carry), and the backend
+    that ran it."""
+    params = check_params(op, params)
+    mask = check_mask(op, mask, params)
+    p, q = check_exponents(op, p, q)
+    nan_policy = check_nan_policy(op, nan_policy)
+    segments = as_segments(op, segments, params.numel())
+    backend = resolve_backend(op, backend, params.device)
+    offsets = segments.offsets_on(params.device)
+    if backend == "cpu":
+        sums, nonfinite = _power_sums_cpu(op, params, offsets, p, q, mask)
+    else:
+        sums = PowerSums(*reference.power_sums(params, offsets, p, q, mask))
+        has_nan = bool(sums.sum_p.isnan().any())
+        nonfinite = int(reference.nonfinite_live(params, mask).sum()) if has_nan else 0
+    if nonfinite and nan_policy == "raise":
+        raise nonfinite_error(op, nonfinite, sums.sum_p.isnan().nonzero().view(-1))
+    return sums, backend
+
+
+def _power_sums_cpu(
+    op: str,
+    params: torch.Tensor,
+    offsets: torch.Tensor,
+    p: float,
+    q: float,
+    mask: torch.Tensor | None,
+) -> tuple[PowerSums, int]:
+    num_segments = offsets.numel() - 1
+    sums = PowerSums(
+        scale=torch.empty(num_segments, dtype=torch.float64),
+        sum_p=torch.empty(num_segments, dtype=torch.float64),
+        sum_q=torch.empty(num_segments, dtype=torch.float64),
+        count=torch.empty(num_segments, dtype=torch.int64),
+    )
+    nonfinite = native(op).power_sums(
+        params.data_ptr(),
+        DTYPE_CODES[params.dtype],
+        0 if mask is None else mask.data_ptr(),
+        params.numel(),
+        offsets.data_ptr(),
+        num_segments,
+        p,
+        q,
+        *(tensor.data_ptr() for tensor in sums),
+    )
+    return sums, nonfinite
