@@ -1,35 +1,40 @@
 // Segmented power sums on the CPU: one read of the buffer, tiles over all cores.
 //
-// Each piece of a segment is processed in chunks small enough for L1: an integer max over the
-// magnitude bits (also the NaN / inf check), then |w| * 2^-e into a double buffer, then the
-// power sums. e is the segment's running exponent: when a chunk brings a larger magnitude the
-// sums so far are rescaled, as online softmax does, so no finite input overflows.
-#include "sap_kernels/power_sums.h"
-
+// Each piece of a segment is processed in chunks that stay in L1. Two modes:
+// - unscaled (float32 / float16 / bfloat16 with q <= 6): every |w|^q of such a float fits a
+//   double with room to spare (2^(128 q) * 2^40 < 2^1023, (2^-149)^p is normal), so one fused
+//   pass sums the powers in double; a non-finite sum reveals a NaN / inf entry.
+// - scaled (float64, larger q): an integer max over the magnitude bits gives the chunk's largest
+//   |w| (and the NaN / inf check); the sums are kept in units of 2^e, e the segment's running
+//   exponent, and rescaled when a chunk brings a larger one, as online softmax does.
+// This file is compiled once per instruction set (see power_sums_dispatch.cpp).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "element.h"
+#include "power_sums_isa.h"
 #include "powers.h"
 #include "tiles.h"
 
-namespace sap_kernels::cpu {
+namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 namespace {
 
-constexpr int64_t kChunk = 512;
+constexpr int64_t kChunk = 2048;
 
 struct Exponents {
   double p;
   double q;
   PowerKind kind_p;
   PowerKind kind_q;
+  bool scaled;
 };
 
 // Power sums of part of one segment, in units of 2^exponent.
 struct Accumulator {
   int exponent = 0;
-  bool has_scale = false;  // false until a non-zero live entry is seen
+  bool has_scale = false;  // false until a non-zero live entry is seen (scaled mode)
   double sum_p = 0.0;
   double sum_q = 0.0;
   int64_t count = 0;
@@ -76,16 +81,92 @@ int64_t count_live(const uint8_t* mask, int64_t n) {
 }
 
 template <class E>
-void accumulate_chunk(const typename E::Bits* params, const uint8_t* mask, int64_t n,
-                      const Exponents& ex, Accumulator& acc) {
+typename E::Bits max_live_abs_bits(const typename E::Bits* params, const uint8_t* mask,
+                                   int64_t n) {
   using Bits = typename E::Bits;
-  acc.count += count_live(mask, n);
   Bits max_bits = 0;
 #pragma omp simd reduction(max : max_bits)
   for (int64_t i = 0; i < n; ++i) {
     const Bits bits = live_abs_bits<E>(params, mask, i);
     max_bits = bits > max_bits ? bits : max_bits;
   }
+  return max_bits;
+}
+
+// The multiplier that brings a chunk's entries below 1 in scaled mode: 2^-e, in two factors
+// since 2^-e overflows a double for a float64 segment of subnormals (e < -1022).
+struct Scaling {
+  double high = 1.0;
+  double low = 1.0;
+  static Scaling for_exponent(int exponent) {
+    const int half = -exponent / 2;
+    return Scaling{std::ldexp(1.0, half), std::ldexp(1.0, -exponent - half)};
+  }
+};
+
+template <class E, bool kScaled>
+double scaled_magnitude(const typename E::Bits* params, const uint8_t* mask, int64_t i,
+                        const Scaling& scaling) {
+  const double magnitude = E::to_double(live_abs_bits<E>(params, mask, i));
+  return kScaled ? magnitude * scaling.high * scaling.low : magnitude;
+}
+
+// Σ x^p over live entries, x = |w| (scaled by `scaling` in scaled mode), fast-path kinds.
+template <class E, bool kScaled, PowerKind kKind>
+double sum_power(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                 const Scaling& scaling) {
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    sum += power<kKind>(scaled_magnitude<E, kScaled>(params, mask, i, scaling));
+  }
+  return sum;
+}
+
+template <class E, bool kScaled>
+double sum_power(PowerKind kind, const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                 const Scaling& scaling) {
+  switch (kind) {
+    case PowerKind::kHalf:
+      return sum_power<E, kScaled, PowerKind::kHalf>(params, mask, n, scaling);
+    case PowerKind::kOne:
+      return sum_power<E, kScaled, PowerKind::kOne>(params, mask, n, scaling);
+    case PowerKind::kOneAndHalf:
+      return sum_power<E, kScaled, PowerKind::kOneAndHalf>(params, mask, n, scaling);
+    case PowerKind::kTwo:
+      return sum_power<E, kScaled, PowerKind::kTwo>(params, mask, n, scaling);
+    case PowerKind::kThree:
+      return sum_power<E, kScaled, PowerKind::kThree>(params, mask, n, scaling);
+    case PowerKind::kFour:
+      return sum_power<E, kScaled, PowerKind::kFour>(params, mask, n, scaling);
+    case PowerKind::kGeneric:
+      break;
+  }
+  return 0.0;
+}
+
+// Adds the chunk's power sums to acc.
+template <class E, bool kScaled>
+void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                      const Scaling& scaling, const Exponents& ex, Accumulator& acc) {
+  const bool generic_p = ex.kind_p == PowerKind::kGeneric;
+  const bool generic_q = ex.kind_q == PowerKind::kGeneric;
+  if (!generic_p) acc.sum_p += sum_power<E, kScaled>(ex.kind_p, params, mask, n, scaling);
+  if (!generic_q) acc.sum_q += sum_power<E, kScaled>(ex.kind_q, params, mask, n, scaling);
+  if (!generic_p && !generic_q) return;
+  alignas(64) double magnitudes[kChunk];
+  const int64_t padded = (n + 15) / 16 * 16;
+  for (int64_t i = 0; i < n; ++i) {
+    magnitudes[i] = scaled_magnitude<E, kScaled>(params, mask, i, scaling);
+  }
+  for (int64_t i = n; i < padded; ++i) magnitudes[i] = 0.0;
+  add_generic_powers(magnitudes, padded, ex.p, ex.q, generic_p, generic_q, acc.sum_p, acc.sum_q);
+}
+
+template <class E>
+void add_scaled_chunk(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                      const Exponents& ex, Accumulator& acc) {
+  const auto max_bits = max_live_abs_bits<E>(params, mask, n);
   if (max_bits >= E::kInfBits) {
     acc.nonfinite += count_nonfinite<E>(params, mask, n);
     return;
@@ -94,20 +175,7 @@ void accumulate_chunk(const typename E::Bits* params, const uint8_t* mask, int64
   int chunk_exponent = 0;
   std::frexp(E::to_double(max_bits), &chunk_exponent);  // max = f * 2^e, f in [0.5, 1)
   acc.rescale_to(chunk_exponent, ex);
-  // 2^-e in two factors: a float64 segment of subnormals needs 2^1074, beyond double's range.
-  const double factor_hi = std::ldexp(1.0, -acc.exponent / 2);
-  const double factor_lo = std::ldexp(1.0, -acc.exponent - (-acc.exponent / 2));
-  alignas(64) double scaled[kChunk];
-  alignas(64) double log2_scaled[kChunk];
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    scaled[i] = E::to_double(live_abs_bits<E>(params, mask, i)) * factor_hi * factor_lo;
-  }
-  if (ex.kind_p == PowerKind::kGeneric || ex.kind_q == PowerKind::kGeneric) {
-    fill_log2(scaled, n, log2_scaled);
-  }
-  acc.sum_p += sum_power(ex.kind_p, ex.p, scaled, log2_scaled, n);
-  acc.sum_q += sum_power(ex.kind_q, ex.q, scaled, log2_scaled, n);
+  add_chunk_powers<E, true>(params, mask, n, Scaling::for_exponent(acc.exponent), ex, acc);
 }
 
 template <class E>
@@ -118,7 +186,20 @@ Accumulator accumulate_piece(const SegmentedBuffer& input, const Piece& piece,
   for (int64_t begin = piece.begin; begin < piece.end; begin += kChunk) {
     const int64_t n = std::min(kChunk, piece.end - begin);
     const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + begin;
-    accumulate_chunk<E>(params + begin, mask, n, ex, acc);
+    acc.count += count_live(mask, n);
+    if (ex.scaled) {
+      add_scaled_chunk<E>(params + begin, mask, n, ex, acc);
+    } else {
+      add_chunk_powers<E, false>(params + begin, mask, n, Scaling{}, ex, acc);
+    }
+  }
+  if (!ex.scaled) {
+    // Finite entries cannot make these sums overflow, so a non-finite sum means a NaN / inf.
+    if (!std::isfinite(acc.sum_p) || !std::isfinite(acc.sum_q)) {
+      const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + piece.begin;
+      acc.nonfinite = count_nonfinite<E>(params + piece.begin, mask, piece.end - piece.begin);
+    }
+    acc.has_scale = acc.sum_p > 0.0;  // unit scale: 2^0
   }
   return acc;
 }
@@ -176,30 +257,20 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
 }
 
 }  // namespace
-}  // namespace sap_kernels::cpu
 
-namespace sap_kernels {
-
-int64_t segmented_power_sums_cpu(const SegmentedBuffer& input, double p, double q,
-                                 const PowerSumsOutput& out) {
-  using namespace cpu;
-  const Exponents ex{p, q, classify_exponent(p), classify_exponent(q)};
+int64_t power_sums(const SegmentedBuffer& input, double p, double q, const PowerSumsOutput& out) {
+  const bool scaled = input.dtype == ScalarType::kFloat64 || q > 6.0;
+  const Exponents ex{p, q, classify_exponent(p), classify_exponent(q), scaled};
   // Empty segments are never visited by a tile.
 #pragma omp parallel for schedule(static)
-  for (int64_t s = 0; s < input.num_segments; ++s) {
-    write_segment(Accumulator{}, s, out);
-  }
+  for (int64_t s = 0; s < input.num_segments; ++s) write_segment(Accumulator{}, s, out);
   switch (input.dtype) {
-    case ScalarType::kFloat32:
-      return power_sums_by_tiles<Float32Element>(input, ex, out);
-    case ScalarType::kFloat64:
-      return power_sums_by_tiles<Float64Element>(input, ex, out);
-    case ScalarType::kFloat16:
-      return power_sums_by_tiles<Float16Element>(input, ex, out);
-    case ScalarType::kBFloat16:
-      return power_sums_by_tiles<BFloat16Element>(input, ex, out);
+    case ScalarType::kFloat32: return power_sums_by_tiles<Float32Element>(input, ex, out);
+    case ScalarType::kFloat64: return power_sums_by_tiles<Float64Element>(input, ex, out);
+    case ScalarType::kFloat16: return power_sums_by_tiles<Float16Element>(input, ex, out);
+    case ScalarType::kBFloat16: return power_sums_by_tiles<BFloat16Element>(input, ex, out);
   }
   return 0;
 }
 
-}  // namespace sap_kernels
+}  // namespace sap_kernels::cpu::SAP_KERNELS_ISA

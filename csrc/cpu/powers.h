@@ -1,11 +1,11 @@
-// x^p summed over a chunk of non-negative doubles, with fast paths for the exponents pruning
-// uses most (0.5, 1, 1.5, 2, 3, 4) and a vectorizable exp2(p * log2 x) for the rest.
+// x^p for non-negative doubles: fast paths for the exponents pruning uses most (0.5, 1, 1.5,
+// 2, 3, 4) and exp2(p * log2 x) on 4-wide vectors for the rest. The vectors are GCC / Clang
+// vector extensions, so the same code becomes AVX2 or SSE2 (or NEON) as the target allows.
+// A cast between two vector types of one size keeps the bits (a bit cast).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
-
-#include "element.h"
 
 namespace sap_kernels::cpu {
 
@@ -21,25 +21,42 @@ inline PowerKind classify_exponent(double p) {
   return PowerKind::kGeneric;
 }
 
-// log2(x) for finite x >= 0 to ~1e-15 absolute, branch-free so loops over it vectorize.
-// Returns -2000 for x = 0 (so that exp2 of any positive multiple gives 0) and x itself for
-// NaN / inf. Series: ln m = 2 atanh(s), s = (m-1)/(m+1), m in [sqrt(1/2), sqrt(2)).
-inline double fast_log2(double x) {
-  const bool tiny = x < 0x1p-1000;  // subnormals: lift into the normal range first
-  const double lifted = tiny ? x * 0x1p200 : x;
-  const uint64_t bits = bit_cast<uint64_t>(lifted);
-  // exponent as a double without an int64 -> double conversion (none in AVX2)
-  const double exponent =
-      bit_cast<double>((bits >> 52) | 0x4330000000000000ull) - (0x1p52 + 1023.0);
-  double m = bit_cast<double>((bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
-  const bool upper = m > 1.4142135623730951;
+template <PowerKind kKind>
+inline double power(double x) {
+  static_assert(kKind != PowerKind::kGeneric, "generic exponents go through power_x4");
+  if constexpr (kKind == PowerKind::kHalf) return std::sqrt(x);
+  if constexpr (kKind == PowerKind::kOne) return x;
+  if constexpr (kKind == PowerKind::kOneAndHalf) return x * std::sqrt(x);
+  if constexpr (kKind == PowerKind::kTwo) return x * x;
+  if constexpr (kKind == PowerKind::kThree) return x * x * x;
+  if constexpr (kKind == PowerKind::kFour) return (x * x) * (x * x);
+  return 0.0;
+}
+
+using f64x4 = double __attribute__((vector_size(32)));
+using i64x4 = int64_t __attribute__((vector_size(32)));
+using u64x4 = uint64_t __attribute__((vector_size(32)));
+
+inline f64x4 splat(double value) { return f64x4{value, value, value, value}; }
+
+// log2(x) for finite x >= 0 to ~1e-13 absolute. Returns -2000 for x = 0 (so 2^(p * that) is
+// 0) and x itself for NaN / inf. ln m = 2 atanh(s), s = (m-1)/(m+1), m in [sqrt(1/2), sqrt(2)).
+inline f64x4 log2_x4(f64x4 x) {
+  const i64x4 tiny = x < 0x1p-1000;  // subnormals: lift into the normal range first
+  const f64x4 lifted = tiny ? x * 0x1p200 : x;
+  const u64x4 bits = (u64x4)(lifted);
+  // the exponent field as a double, without an int64 -> double conversion (none in AVX2)
+  const u64x4 exponent_bits = (bits >> 52) | 0x4330000000000000ull;
+  const f64x4 exponent = (f64x4)(exponent_bits) - (0x1p52 + 1023.0);
+  const u64x4 mantissa_bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+  f64x4 m = (f64x4)(mantissa_bits);
+  const i64x4 upper = m > 1.4142135623730951;
   m = upper ? m * 0.5 : m;
-  const double k = exponent + (upper ? 1.0 : 0.0) - (tiny ? 200.0 : 0.0);
-  const double s = (m - 1.0) / (m + 1.0);
-  const double s2 = s * s;
-  double series = 1.0 / 19.0;
-  series = series * s2 + 1.0 / 17.0;
-  series = series * s2 + 1.0 / 15.0;
+  const f64x4 k = exponent + (upper ? splat(1.0) : splat(0.0)) - (tiny ? splat(200.0) : splat(0.0));
+  const f64x4 s = (m - 1.0) / (m + 1.0);
+  const f64x4 s2 = s * s;
+  // |s| <= 0.172: the first omitted term, s^16 / 17, is below 2e-14 of the sum
+  f64x4 series = splat(1.0 / 15.0);
   series = series * s2 + 1.0 / 13.0;
   series = series * s2 + 1.0 / 11.0;
   series = series * s2 + 1.0 / 9.0;
@@ -47,23 +64,21 @@ inline double fast_log2(double x) {
   series = series * s2 + 1.0 / 5.0;
   series = series * s2 + 1.0 / 3.0;
   series = series * s2 + 1.0;
-  const double log2_m = 2.0 * s * series * 1.4426950408889634;
-  const double result = k + log2_m;
-  const bool finite = x <= 1.7976931348623157e308;  // false for NaN and inf
-  return x == 0.0 ? -2000.0 : (finite ? result : x);
+  const f64x4 result = k + s * series * (2.0 * 1.4426950408889634);
+  const i64x4 finite = x <= 1.7976931348623157e308;  // false for NaN and inf
+  return x == 0.0 ? splat(-2000.0) : (finite ? result : x);
 }
 
-// 2^y to ~1e-15 relative for y <= 1023; results below the normal range flush to 0 (they are
-// negligible next to the segment's largest term). Taylor series of e^t, |t| <= ln(2)/2.
-inline double fast_exp2(double y) {
-  const double clamped = y < -1100.0 ? -1100.0 : y;
+// 2^y to ~2e-13 relative for y <= 1023; results below the normal range flush to 0 (they are
+// negligible next to the largest term). Taylor series of e^t, |t| <= ln(2)/2.
+inline f64x4 exp2_x4(f64x4 y) {
+  const f64x4 clamped = y < -1100.0 ? splat(-1100.0) : y;
   const double shifter = 0x1.8p52;  // adding it rounds to an integer kept in the low bits
-  const double shifted = clamped + shifter;
-  const double n = shifted - shifter;
-  const double t = (clamped - n) * 0.6931471805599453;
-  double poly = 1.0 / 479001600.0;
-  poly = poly * t + 1.0 / 39916800.0;
-  poly = poly * t + 1.0 / 3628800.0;
+  const f64x4 shifted = clamped + shifter;
+  const f64x4 n = shifted - shifter;
+  const f64x4 t = (clamped - n) * 0.6931471805599453;
+  // |t| <= 0.347: the first omitted term, t^11 / 11!, is below 2e-13
+  f64x4 poly = splat(1.0 / 3628800.0);
   poly = poly * t + 1.0 / 362880.0;
   poly = poly * t + 1.0 / 40320.0;
   poly = poly * t + 1.0 / 5040.0;
@@ -74,55 +89,38 @@ inline double fast_exp2(double y) {
   poly = poly * t + 0.5;
   poly = poly * t + 1.0;
   poly = poly * t + 1.0;
-  const int64_t n_int =
-      static_cast<int64_t>(bit_cast<uint64_t>(shifted) - bit_cast<uint64_t>(shifter));
-  const double two_to_n = bit_cast<double>(static_cast<uint64_t>(n_int + 1023) << 52);
-  return n < -1022.0 ? 0.0 : poly * two_to_n;
+  const u64x4 shifted_bits = (u64x4)(shifted);
+  const u64x4 n_bits = shifted_bits - 0x4338000000000000ull;  // n as a two's-complement int
+  const u64x4 power_bits = (n_bits + 1023) << 52;
+  const f64x4 two_to_n = (f64x4)(power_bits);
+  return n < -1022.0 ? splat(0.0) : poly * two_to_n;
 }
 
-inline void fill_log2(const double* x, int64_t n, double* log2_x) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) log2_x[i] = fast_log2(x[i]);
-}
-
-// Σ x[i]^p; log2_x must hold fast_log2(x) when kind is kGeneric.
-inline double sum_power(PowerKind kind, double p, const double* x, const double* log2_x,
-                        int64_t n) {
-  double sum = 0.0;
-  switch (kind) {
-    case PowerKind::kHalf:
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < n; ++i) sum += std::sqrt(x[i]);
-      break;
-    case PowerKind::kOne:
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < n; ++i) sum += x[i];
-      break;
-    case PowerKind::kOneAndHalf:
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < n; ++i) sum += x[i] * std::sqrt(x[i]);
-      break;
-    case PowerKind::kTwo:
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < n; ++i) sum += x[i] * x[i];
-      break;
-    case PowerKind::kThree:
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < n; ++i) sum += x[i] * x[i] * x[i];
-      break;
-    case PowerKind::kFour:
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < n; ++i) {
-        const double square = x[i] * x[i];
-        sum += square * square;
-      }
-      break;
-    case PowerKind::kGeneric:
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < n; ++i) sum += fast_exp2(p * log2_x[i]);
-      break;
+// Adds Σ x^p (if generic_p) and Σ x^q (if generic_q) over x[0..n), n a multiple of 16.
+// Four vectors per step: the polynomials are long dependency chains, and independent vectors
+// let the core overlap them.
+inline void add_generic_powers(const double* x, int64_t n, double p, double q, bool generic_p,
+                               bool generic_q, double& sum_p, double& sum_q) {
+  constexpr int kLanes = 4;
+  f64x4 acc_p[kLanes] = {}, acc_q[kLanes] = {};
+  for (int64_t i = 0; i < n; i += 4 * kLanes) {
+    f64x4 log2_x[kLanes];
+    for (int lane = 0; lane < kLanes; ++lane) {
+      f64x4 chunk;
+      __builtin_memcpy(&chunk, x + i + 4 * lane, sizeof(chunk));
+      log2_x[lane] = log2_x4(chunk);
+    }
+    if (generic_p) {
+      for (int lane = 0; lane < kLanes; ++lane) acc_p[lane] += exp2_x4(p * log2_x[lane]);
+    }
+    if (generic_q) {
+      for (int lane = 0; lane < kLanes; ++lane) acc_q[lane] += exp2_x4(q * log2_x[lane]);
+    }
   }
-  return sum;
+  const f64x4 total_p = (acc_p[0] + acc_p[1]) + (acc_p[2] + acc_p[3]);
+  const f64x4 total_q = (acc_q[0] + acc_q[1]) + (acc_q[2] + acc_q[3]);
+  sum_p += (total_p[0] + total_p[1]) + (total_p[2] + total_p[3]);
+  sum_q += (total_q[0] + total_q[1]) + (total_q[2] + total_q[3]);
 }
 
 }  // namespace sap_kernels::cpu

@@ -1,0 +1,113 @@
+"""Shared test configuration: Hypothesis profiles, the backends available here, tolerances and
+an assert_close that reports the first mismatches (in the manner of Liger-Kernel's tests).
+
+Profiles: HYPOTHESIS_PROFILE=default (the default) or HYPOTHESIS_PROFILE=ci (fewer examples,
+derandomized so that CI runs are reproducible).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+import sap_kernels as sk
+
+settings.register_profile(
+    "default",
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "ci",
+    deadline=None,
+    max_examples=30,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# "torch" (the reference) always runs; "cpu" (the C++ extension) where it was built.
+BACKENDS_HERE = ("torch", "cpu") if sk.native_available() else ("torch",)
+
+DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+@pytest.fixture(params=BACKENDS_HERE, scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every backend available on this machine (session scope, so Hypothesis accepts it)."""
+    return request.param
+
+
+def pqi_atol(dtype: torch.dtype) -> float:
+    """Absolute tolerance of a PQI against the float64 reference for params of dtype.
+
+    Every supported dtype converts exactly to float64, so the only error is the rounding of the
+    float64 accumulation, which does not depend on the input dtype; the looser bound for the
+    narrow dtypes leaves room for their wider relative spread of magnitudes.
+    """
+    return 1e-12 if dtype == torch.float64 else 1e-10
+
+
+def log_norm_atol(length: int) -> float:
+    """Absolute tolerance on log ||a||_p for a segment of `length` entries (float64 sums of
+    non-negative terms: relative error at most ~length * 2^-53, divided by p >= 0.3)."""
+    return 1e-10 + 4e-15 * length
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a child Python that imports sap_kernels from this checkout."""
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
+    env.update(extra)
+    return env
+
+
+PYTHON = sys.executable
+
+
+def _as_double(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().to("cpu", torch.float64).reshape(-1)
+
+
+def assert_close_report(
+    actual: torch.Tensor,
+    expected: torch.Tensor,
+    rtol: float,
+    atol: float,
+    what: str,
+    max_report: int = 10,
+) -> None:
+    """Asserts |actual - expected| <= atol + rtol * |expected| elementwise.
+
+    NaN equals NaN, but NaN positions must match exactly; equal infinities are equal. On failure
+    the message lists the first `max_report` mismatching indices with both values.
+    """
+    assert actual.shape == expected.shape, (
+        f"{what}: shape {tuple(actual.shape)} != expected {tuple(expected.shape)}"
+    )
+    a, e = _as_double(actual), _as_double(expected)
+    nan_a, nan_e = a.isnan(), e.isnan()
+    close = (a == e) | ((a - e).abs() <= atol + rtol * e.abs())
+    bad = (nan_a != nan_e) | (~nan_a & ~nan_e & ~close)
+    if not bool(bad.any()):
+        return
+    indices = bad.nonzero().view(-1)
+    lines = [
+        f"{what}: {indices.numel()} of {a.numel()} mismatched (rtol={rtol}, atol={atol}); "
+        f"first {min(max_report, indices.numel())}:"
+    ]
+    for index in indices[:max_report].tolist():
+        diff = float((a[index] - e[index]).abs())
+        lines.append(
+            f"  [{index}] actual={a[index].item()!r} expected={e[index].item()!r} diff={diff:.3e}"
+        )
+    raise AssertionError("\n".join(lines))

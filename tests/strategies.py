@@ -1,0 +1,149 @@
+"""Hypothesis strategies shared by the tests: ragged segmentations, values of several kinds in
+every dtype, optional masks, exponent pairs.
+
+Structure (segment lengths, value kind, dtype, mask density) is drawn by Hypothesis, so it
+shrinks; the values themselves come from a seeded torch.Generator (the seed is drawn too), so
+that segments of thousands of entries stay cheap to generate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from hypothesis import strategies as st
+
+import sap_kernels as sk
+
+DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+# Magnitudes that the "wide" kind spans, per dtype: the whole finite range, subnormals included
+# (float64 stops at 1e307, below 2^1023: see test_float64_near_max_scale_is_finite).
+MAGNITUDE_RANGE = {
+    torch.float32: (1e-38, 3e38),
+    torch.float64: (1e-320, 1e307),
+    torch.float16: (6e-8, 6.5e4),
+    torch.bfloat16: (1e-38, 3e38),
+}
+
+TIE_VALUES = (0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0)
+VALUE_KINDS = ("normal", "ties", "wide", "sparse", "zeros")
+
+FAST_PAIRS = ((0.5, 1.0), (1.0, 2.0), (0.5, 2.0), (1.0, 1.5), (2.0, 3.0), (3.0, 4.0), (1.0, 4.0))
+GENERIC_PAIRS = ((0.7, 1.3), (0.3, 2.5), (1.2, 3.7), (2.0, 7.0))
+EXPONENT_PAIRS = FAST_PAIRS + GENERIC_PAIRS
+
+
+@dataclass
+class Case:
+    """One segmented input, ready for any op."""
+
+    params: torch.Tensor
+    segments: sk.Segments
+    mask: torch.Tensor | None
+    kind: str
+
+    @property
+    def offsets(self) -> torch.Tensor:
+        return self.segments.offsets
+
+    def __repr__(self) -> str:  # short, for Hypothesis' falsifying-example report
+        lengths = self.segments.lengths().tolist()
+        shown = lengths if len(lengths) <= 20 else lengths[:20] + ["..."]
+        masked = "no mask" if self.mask is None else f"{int(self.mask.sum())} live"
+        return f"Case({self.params.dtype}, {self.kind}, lengths={shown}, {masked})"
+
+
+def exponent_pairs() -> st.SearchStrategy[tuple[float, float]]:
+    return st.sampled_from(EXPONENT_PAIRS)
+
+
+@st.composite
+def ragged_lengths(draw: st.DrawFn, max_segments: int = 50, max_length: int = 300) -> list[int]:
+    """Segment lengths: often 0 and 1, up to max_length, now and then one long segment."""
+    if draw(st.integers(0, 9)) == 0:
+        return [draw(st.integers(1000, 4000))]
+    length = st.one_of(st.sampled_from((0, 1, 2, 3)), st.integers(0, max_length))
+    return draw(st.lists(length, min_size=0, max_size=max_segments))
+
+
+def magnitudes(kind: str, n: int, dtype: torch.dtype, gen: torch.Generator) -> torch.Tensor:
+    """n non-negative float64 magnitudes of the given kind, representable in dtype."""
+    if kind == "zeros":
+        return torch.zeros(n, dtype=torch.float64)
+    if kind == "ties":
+        ties = torch.tensor(TIE_VALUES, dtype=torch.float64).abs()
+        return ties[torch.randint(len(TIE_VALUES), (n,), generator=gen)]
+    if kind == "wide":
+        low, high = MAGNITUDE_RANGE[dtype]
+        exponent = torch.rand(n, generator=gen, dtype=torch.float64)
+        values = torch.exp(math.log(low) + exponent * (math.log(high) - math.log(low)))
+        return values.clamp(max=high)
+    scale = 10.0 ** float(torch.randint(-3, 4, (1,), generator=gen))
+    values = torch.randn(n, generator=gen, dtype=torch.float64).abs() * scale
+    if kind == "sparse":
+        values = values * (torch.rand(n, generator=gen) < 0.1)
+    return values
+
+
+def make_params(
+    kind: str, lengths: list[int], dtype: torch.dtype, gen: torch.Generator, zero_rate: float
+) -> torch.Tensor:
+    """Signed values of the given kind, with each segment zeroed with probability zero_rate."""
+    n = sum(lengths)
+    values = magnitudes(kind, n, dtype, gen)
+    signs = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0).double()
+    values = values * signs
+    if zero_rate > 0 and lengths:
+        zero_segment = torch.rand(len(lengths), generator=gen) < zero_rate
+        values = values * (~zero_segment).repeat_interleave(torch.tensor(lengths))
+    return values.to(dtype)
+
+
+def make_mask(
+    mode: str, lengths: list[int], gen: torch.Generator, density: float
+) -> torch.Tensor | None:
+    """None, a random bool mask of the given density, or one with whole segments dead too."""
+    if mode == "none":
+        return None
+    n = sum(lengths)
+    mask = torch.rand(n, generator=gen) < density
+    if mode == "segments" and lengths:
+        dead = torch.rand(len(lengths), generator=gen) < 0.3
+        mask &= (~dead).repeat_interleave(torch.tensor(lengths))
+    return mask
+
+
+@st.composite
+def cases(
+    draw: st.DrawFn,
+    dtypes: tuple[torch.dtype, ...] = DTYPES,
+    kinds: tuple[str, ...] = VALUE_KINDS,
+    masks: bool = True,
+    max_segments: int = 50,
+    max_length: int = 300,
+) -> Case:
+    """A ragged segmented buffer of some dtype and value kind, with an optional mask."""
+    lengths = draw(ragged_lengths(max_segments=max_segments, max_length=max_length))
+    dtype = draw(st.sampled_from(dtypes))
+    kind = draw(st.sampled_from(kinds))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
+    zero_rate = draw(st.sampled_from((0.0, 0.0, 0.2)))
+    params = make_params(kind, lengths, dtype, gen, zero_rate)
+    mode = draw(st.sampled_from(("none", "random", "segments"))) if masks else "none"
+    density = draw(st.sampled_from((0.1, 0.5, 0.9, 1.0)))
+    mask = make_mask(mode, lengths, gen, density)
+    # an int64 tensor, not the list: from_lengths([]) is refused (see test_segments.py)
+    segments = sk.Segments.from_lengths(torch.tensor(lengths, dtype=torch.int64))
+    return Case(params, segments, mask, kind)
+
+
+@st.composite
+def positive_vectors(
+    draw: st.DrawFn, min_size: int = 2, max_size: int = 40, low: float = 0.1, high: float = 10.0
+) -> torch.Tensor:
+    """A well-conditioned float64 vector of magnitudes in [low, high] (for the property tests)."""
+    element = st.floats(low, high, allow_nan=False, allow_infinity=False)
+    values = draw(st.lists(element, min_size=min_size, max_size=max_size))
+    return torch.tensor(values, dtype=torch.float64)
