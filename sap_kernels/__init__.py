@@ -6,8 +6,8 @@ on the CPU (compiled C++) with a pure-PyTorch reference (``sap_kernels.reference
 
 from ._dispatch import BACKENDS
 from ._native import native_available
-from .pqi import segmented_pqi
 from .power_sums import PowerSums, segmented_power_sums
+from .pqi import segmented_pqi
 from .sap_counts import sap_prune_counts, sap_retain_bound
 from .segments import SCOPES, Segments
 

@@ -34,7 +34,9 @@ def check_mask(op: str, mask: object, params: torch.Tensor) -> torch.Tensor | No
     if mask is None:
         return None
     if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{op}: mask must be a bool torch.Tensor or None, got {type(mask).__name__}")
+        raise TypeError(
+            f"{op}: mask must be a bool torch.Tensor or None, got {type(mask).__name__}"
+        )
     if mask.dtype != torch.bool:
         raise TypeError(f"{op}: mask must have dtype torch.bool, got {mask.dtype}")
     if mask.numel() != params.numel():

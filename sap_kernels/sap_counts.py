@@ -41,7 +41,9 @@ def sap_retain_bound(
     if resolve_backend(op, backend, pqi.device) != "cpu":
         return reference.retain_bound(pqi, count, p, q, eta_r)
     out = torch.empty(pqi.numel(), dtype=torch.float64)
-    native(op).retain_bound(pqi.data_ptr(), count.data_ptr(), pqi.numel(), p, q, eta_r, out.data_ptr())
+    native(op).retain_bound(
+        pqi.data_ptr(), count.data_ptr(), pqi.numel(), p, q, eta_r, out.data_ptr()
+    )
     return out
 
 
@@ -92,7 +94,11 @@ def _check_inputs(
     if not isinstance(pqi, torch.Tensor) or not pqi.is_floating_point():
         got = pqi.dtype if isinstance(pqi, torch.Tensor) else type(pqi).__name__
         raise TypeError(f"{op}: pqi must be a floating-point tensor, got {got}")
-    if not isinstance(count, torch.Tensor) or count.is_floating_point() or count.dtype == torch.bool:
+    if (
+        not isinstance(count, torch.Tensor)
+        or count.is_floating_point()
+        or count.dtype == torch.bool
+    ):
         got = count.dtype if isinstance(count, torch.Tensor) else type(count).__name__
         raise TypeError(f"{op}: count must be an integer tensor, got {got}")
     if pqi.dim() != 1 or count.shape != pqi.shape:

@@ -11,11 +11,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "element.h"
 #include "power_sums_isa.h"
 #include "powers.h"
+#include "sqrt_sum_avx2.h"
 #include "tiles.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
@@ -126,6 +128,11 @@ double sum_power(const typename E::Bits* params, const uint8_t* mask, int64_t n,
 template <class E, bool kScaled>
 double sum_power(PowerKind kind, const typename E::Bits* params, const uint8_t* mask, int64_t n,
                  const Scaling& scaling) {
+#if defined(SAP_KERNELS_HAS_SQRT_SUM_AVX2)
+  if constexpr (std::is_same_v<E, Float32Element> && !kScaled) {
+    if (kind == PowerKind::kHalf) return sum_sqrt_float32_avx2(params, mask, n);
+  }
+#endif
   switch (kind) {
     case PowerKind::kHalf:
       return sum_power<E, kScaled, PowerKind::kHalf>(params, mask, n, scaling);
