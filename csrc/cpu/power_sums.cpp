@@ -128,11 +128,6 @@ double sum_power(const typename E::Bits* params, const uint8_t* mask, int64_t n,
 template <class E, bool kScaled>
 double sum_power(PowerKind kind, const typename E::Bits* params, const uint8_t* mask, int64_t n,
                  const Scaling& scaling) {
-#if defined(SAP_KERNELS_HAS_SQRT_SUM_AVX2)
-  if constexpr (std::is_same_v<E, Float32Element> && !kScaled) {
-    if (kind == PowerKind::kHalf) return sum_sqrt_float32_avx2(params, mask, n);
-  }
-#endif
   switch (kind) {
     case PowerKind::kHalf:
       return sum_power<E, kScaled, PowerKind::kHalf>(params, mask, n, scaling);
@@ -152,10 +147,56 @@ double sum_power(PowerKind kind, const typename E::Bits* params, const uint8_t* 
   return 0.0;
 }
 
+// Σ x^p and Σ x^q in one pass, for the common pairs of fast-path exponents.
+template <class E, bool kScaled, PowerKind kP, PowerKind kQ>
+void sum_power_pair(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                    const Scaling& scaling, Accumulator& acc) {
+  double sum_p = 0.0, sum_q = 0.0;
+#pragma omp simd reduction(+ : sum_p, sum_q)
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = scaled_magnitude<E, kScaled>(params, mask, i, scaling);
+    sum_p += power<kP>(x);
+    sum_q += power<kQ>(x);
+  }
+  acc.sum_p += sum_p;
+  acc.sum_q += sum_q;
+}
+
+// Adds the pair's sums in one pass and returns true, or returns false for other pairs.
+template <class E, bool kScaled>
+bool add_fused_pair(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                    const Scaling& scaling, const Exponents& ex, Accumulator& acc) {
+  using K = PowerKind;
+#if defined(SAP_KERNELS_HAS_SQRT_SUM_AVX2)
+  if constexpr (std::is_same_v<E, Float32Element> && !kScaled) {
+    double unused = 0.0;
+    if (ex.kind_p == K::kHalf && ex.kind_q == K::kOne) {
+      sum_sqrt_float32_avx2<true, false>(params, mask, n, acc.sum_p, acc.sum_q, unused);
+      return true;
+    }
+    if (ex.kind_p == K::kHalf && ex.kind_q == K::kTwo) {
+      sum_sqrt_float32_avx2<false, true>(params, mask, n, acc.sum_p, unused, acc.sum_q);
+      return true;
+    }
+  }
+#endif
+  if (ex.kind_p == K::kHalf && ex.kind_q == K::kOne) {
+    sum_power_pair<E, kScaled, K::kHalf, K::kOne>(params, mask, n, scaling, acc);
+  } else if (ex.kind_p == K::kHalf && ex.kind_q == K::kTwo) {
+    sum_power_pair<E, kScaled, K::kHalf, K::kTwo>(params, mask, n, scaling, acc);
+  } else if (ex.kind_p == K::kOne && ex.kind_q == K::kTwo) {
+    sum_power_pair<E, kScaled, K::kOne, K::kTwo>(params, mask, n, scaling, acc);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 // Adds the chunk's power sums to acc.
 template <class E, bool kScaled>
 void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64_t n,
                       const Scaling& scaling, const Exponents& ex, Accumulator& acc) {
+  if (add_fused_pair<E, kScaled>(params, mask, n, scaling, ex, acc)) return;
   const bool generic_p = ex.kind_p == PowerKind::kGeneric;
   const bool generic_q = ex.kind_q == PowerKind::kGeneric;
   if (!generic_p) acc.sum_p += sum_power<E, kScaled>(ex.kind_p, params, mask, n, scaling);
@@ -211,10 +252,17 @@ Accumulator accumulate_piece(const SegmentedBuffer& input, const Piece& piece,
   return acc;
 }
 
+// 2^exponent for exponents of a normal double's range or a little below (subnormal scales come
+// only from float64 segments of subnormals, rare enough for ldexp).
+double power_of_two(int exponent) {
+  if (exponent < -1022 || exponent > 1023) return std::ldexp(1.0, exponent);
+  return bit_cast<double>(static_cast<uint64_t>(exponent + 1023) << 52);
+}
+
 void write_segment(const Accumulator& acc, int64_t segment, const PowerSumsOutput& out) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   out.count[segment] = acc.count;
-  out.scale[segment] = acc.has_scale ? std::ldexp(1.0, acc.exponent) : 0.0;
+  out.scale[segment] = acc.has_scale ? power_of_two(acc.exponent) : 0.0;
   out.sum_p[segment] = acc.nonfinite > 0 ? nan : acc.sum_p;
   out.sum_q[segment] = acc.nonfinite > 0 ? nan : acc.sum_q;
 }

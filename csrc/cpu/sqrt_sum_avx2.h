@@ -16,11 +16,21 @@
 
 namespace sap_kernels::cpu {
 
-// Σ sqrt(a), a = |w| where live: 8 entries per step, two double accumulators per half.
-inline double sum_sqrt_float32_avx2(const uint32_t* bits, const uint8_t* mask, int64_t n) {
+inline double horizontal_sum(__m256d v) {
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, v);
+  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+// Σ sqrt(a), a = |w| where live, and with it Σ a (kWithFirst) and Σ a^2 (kWithSecond) in the
+// same pass: 8 entries per step.
+template <bool kWithFirst, bool kWithSecond>
+inline void sum_sqrt_float32_avx2(const uint32_t* bits, const uint8_t* mask, int64_t n,
+                                  double& sum_sqrt, double& sum_first, double& sum_second) {
   const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
   const __m256 smallest = _mm256_set1_ps(1e-30f);  // keeps 1 / y0 finite where a = 0
   __m256d acc_low = _mm256_setzero_pd(), acc_high = _mm256_setzero_pd();
+  __m256d first = _mm256_setzero_pd(), second = _mm256_setzero_pd();
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256i raw = _mm256_and_si256(
@@ -43,6 +53,8 @@ inline double sum_sqrt_float32_avx2(const uint32_t* bits, const uint8_t* mask, i
       const __m256d ad = _mm256_cvtps_pd(a4), yd = _mm256_cvtps_pd(y4);
       const __m256d residual = _mm256_fnmadd_pd(yd, yd, ad);  // a - y0^2, exact
       const __m256d y1 = _mm256_fmadd_pd(residual, _mm256_cvtps_pd(r4), yd);
+      if (kWithFirst) first = _mm256_add_pd(first, ad);
+      if (kWithSecond) second = _mm256_fmadd_pd(ad, ad, second);
       if (part) {
         acc_high = _mm256_add_pd(acc_high, y1);
       } else {
@@ -50,17 +62,21 @@ inline double sum_sqrt_float32_avx2(const uint32_t* bits, const uint8_t* mask, i
       }
     }
   }
-  alignas(32) double lanes[4];
-  _mm256_store_pd(lanes, _mm256_add_pd(acc_low, acc_high));
-  double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  double sqrt_total = horizontal_sum(_mm256_add_pd(acc_low, acc_high));
+  double first_total = horizontal_sum(first), second_total = horizontal_sum(second);
   for (; i < n; ++i) {
     const bool live = mask == nullptr || mask[i] != 0;
     float value;
     const uint32_t magnitude = bits[i] & 0x7fffffffu;
     std::memcpy(&value, &magnitude, sizeof(value));
-    sum += live ? std::sqrt(static_cast<double>(value)) : 0.0;
+    const double a = live ? static_cast<double>(value) : 0.0;
+    sqrt_total += std::sqrt(a);
+    first_total += a;
+    second_total += a * a;
   }
-  return sum;
+  sum_sqrt += sqrt_total;
+  if (kWithFirst) sum_first += first_total;
+  if (kWithSecond) sum_second += second_total;
 }
 
 }  // namespace sap_kernels::cpu
