@@ -1,12 +1,17 @@
 // Segmented power sums on the CPU: one read of the buffer, tiles over all cores.
 //
 // Each piece of a segment is processed in chunks that stay in L1. Two modes:
-// - unscaled (float32 / float16 / bfloat16 with q <= 6): every |w|^q of such a float fits a
-//   double with room to spare (2^(128 q) * 2^40 < 2^1023, (2^-149)^p is normal), so one fused
-//   pass sums the powers in double; a non-finite sum reveals a NaN / inf entry.
-// - scaled (float64, larger q): an integer max over the magnitude bits gives the chunk's largest
-//   |w| (and the NaN / inf check); the sums are kept in units of 2^e, e the segment's running
-//   exponent, and rescaled when a chunk brings a larger one, as online softmax does.
+// - unscaled (float32 / float16 / bfloat16, q <= 6, fast-path or small exponents): every
+//   |w|^q of such a float fits a double with room to spare (2^(128 q) * 2^40 < 2^1023 and
+//   (2^-149)^p is normal), so the powers are summed in double as they are; a non-finite sum
+//   reveals a NaN / inf entry.
+// - scaled (float64, q > 6, or generic exponents in float32 arithmetic): an integer max over
+//   the magnitude bits gives the chunk's largest |w| (and the NaN / inf check); the sums are
+//   kept in units of 2^e, e the segment's running exponent, rescaled when a chunk brings a
+//   larger one, as online softmax does.
+// Precision: fast-path exponents and float64 parameters ~1e-13 relative per term; generic
+// exponents (not 0.5, 1, 1.5, 2, 3, 4) on 16/32-bit parameters ~1e-7 (powers_f32.h).
+// Sums are always accumulated in double.
 // This file is compiled once per instruction set (see power_sums_dispatch.cpp).
 #include <algorithm>
 #include <cmath>
@@ -17,6 +22,7 @@
 #include "element.h"
 #include "power_sums_isa.h"
 #include "powers.h"
+#include "powers_f32.h"
 #include "sqrt_sum_avx2.h"
 #include "tiles.h"
 
@@ -31,6 +37,7 @@ struct Exponents {
   PowerKind kind_p;
   PowerKind kind_q;
   bool scaled;
+  bool generic_in_float32;  // generic exponents in float32 arithmetic (powers_f32.h)
 };
 
 // Power sums of part of one segment, in units of 2^exponent.
@@ -192,6 +199,21 @@ bool add_fused_pair(const typename E::Bits* params, const uint8_t* mask, int64_t
   return true;
 }
 
+// The generic exponents of a chunk in float32 arithmetic; x = |w| / scale is in [0, 1].
+template <class E>
+void add_generic_chunk_f32(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                           const Scaling& scaling, const Exponents& ex, Accumulator& acc) {
+  alignas(64) float magnitudes[kChunk];
+  const int64_t padded = (n + 31) / 32 * 32;
+  for (int64_t i = 0; i < n; ++i) {
+    magnitudes[i] = static_cast<float>(scaled_magnitude<E, true>(params, mask, i, scaling));
+  }
+  for (int64_t i = n; i < padded; ++i) magnitudes[i] = 0.0f;
+  add_generic_powers_f32(magnitudes, padded, static_cast<float>(ex.p), static_cast<float>(ex.q),
+                         ex.kind_p == PowerKind::kGeneric, ex.kind_q == PowerKind::kGeneric,
+                         acc.sum_p, acc.sum_q);
+}
+
 // Adds the chunk's power sums to acc.
 template <class E, bool kScaled>
 void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64_t n,
@@ -202,6 +224,10 @@ void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64
   if (!generic_p) acc.sum_p += sum_power<E, kScaled>(ex.kind_p, params, mask, n, scaling);
   if (!generic_q) acc.sum_q += sum_power<E, kScaled>(ex.kind_q, params, mask, n, scaling);
   if (!generic_p && !generic_q) return;
+  if (ex.generic_in_float32) {
+    add_generic_chunk_f32<E>(params, mask, n, scaling, ex, acc);
+    return;
+  }
   alignas(64) double magnitudes[kChunk];
   const int64_t padded = (n + 15) / 16 * 16;
   for (int64_t i = 0; i < n; ++i) {
@@ -314,8 +340,12 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
 }  // namespace
 
 int64_t power_sums(const SegmentedBuffer& input, double p, double q, const PowerSumsOutput& out) {
-  const bool scaled = input.dtype == ScalarType::kFloat64 || q > 6.0;
-  const Exponents ex{p, q, classify_exponent(p), classify_exponent(q), scaled};
+  const PowerKind kind_p = classify_exponent(p), kind_q = classify_exponent(q);
+  const bool any_generic = kind_p == PowerKind::kGeneric || kind_q == PowerKind::kGeneric;
+  const bool generic_in_float32 = input.dtype != ScalarType::kFloat64 && any_generic &&
+                                  p >= kSmallestGenericFloat32Exponent;
+  const bool scaled = input.dtype == ScalarType::kFloat64 || q > 6.0 || generic_in_float32;
+  const Exponents ex{p, q, kind_p, kind_q, scaled, generic_in_float32};
   // Empty segments are never visited by a tile.
 #pragma omp parallel for schedule(static)
   for (int64_t s = 0; s < input.num_segments; ++s) write_segment(Accumulator{}, s, out);

@@ -1,0 +1,96 @@
+// x^p for generic exponents in float32 arithmetic, 8 lanes a vector, for float32 / float16 /
+// bfloat16 parameters: each term to ~2e-7 relative, summed in double. The double-precision
+// path (powers.h) costs about five times more per entry, which would leave the generic
+// exponents compute-bound far from the memory bandwidth.
+//
+// Inputs are scaled into (0, 1] by the segment's power-of-two scale, so log2 x <= 0 and the
+// terms that matter (x near 1) have small |log2 x|, where float32's absolute error on log2 x
+// is smallest. Entries below 2^-126 of the segment's largest are dropped: with p >= 0.5 each
+// such term is below 2^-63 of the largest term (the caller keeps smaller p on the double path).
+#pragma once
+
+#include <cstdint>
+
+namespace sap_kernels::cpu {
+
+using f32x8 = float __attribute__((vector_size(32)));
+using i32x8 = int32_t __attribute__((vector_size(32)));
+using u32x8 = uint32_t __attribute__((vector_size(32)));
+using f64x4_ = double __attribute__((vector_size(32)));
+
+constexpr double kSmallestGenericFloat32Exponent = 0.5;
+
+inline f32x8 splat8(float value) {
+  return f32x8{value, value, value, value, value, value, value, value};
+}
+
+// log2(x) for x in [0, 1]; about -1000 where x < 2^-126 (so 2^(p * that) flushes to 0).
+inline f32x8 log2_x8(f32x8 x) {
+  const u32x8 bits = (u32x8)(x);
+  const i32x8 exponent_int = (i32x8)(bits >> 23) - 127;
+  f32x8 k = __builtin_convertvector(exponent_int, f32x8);
+  const u32x8 mantissa_bits = (bits & 0x007fffffu) | 0x3f800000u;
+  f32x8 m = (f32x8)(mantissa_bits);  // [1, 2)
+  const i32x8 upper = m > 1.41421356f;
+  m = upper ? m * 0.5f : m;
+  k = upper ? k + 1.0f : k;
+  const f32x8 s = (m - 1.0f) / (m + 1.0f);  // |s| <= 0.172
+  const f32x8 s2 = s * s;
+  f32x8 series = splat8(1.0f / 9.0f);
+  series = series * s2 + 1.0f / 7.0f;
+  series = series * s2 + 1.0f / 5.0f;
+  series = series * s2 + 1.0f / 3.0f;
+  series = series * s2 + 1.0f;
+  const f32x8 result = k + s * series * (2.0f * 1.44269504f);
+  return x < 0x1p-126f ? splat8(-1000.0f) : result;
+}
+
+// 2^y for y <= 0 (to ~1e-7 relative); 0 below 2^-126.
+inline f32x8 exp2_x8(f32x8 y) {
+  const f32x8 clamped = y < -127.0f ? splat8(-127.0f) : y;
+  const float shifter = 0x1.8p23f;  // adding it rounds to an integer
+  const f32x8 n = (clamped + shifter) - shifter;
+  const f32x8 f = clamped - n;  // [-0.5, 0.5]
+  // least-squares fit of 2^f on [-0.5, 0.5], 2e-8 relative
+  f32x8 poly = splat8(1.54697365e-4f);
+  poly = poly * f + 1.34004373e-3f;
+  poly = poly * f + 9.61802527e-3f;
+  poly = poly * f + 5.55032715e-2f;
+  poly = poly * f + 2.40226507e-1f;
+  poly = poly * f + 6.93147182e-1f;
+  poly = poly * f + 1.0f;
+  const i32x8 n_int = __builtin_convertvector(n, i32x8);
+  const u32x8 power_bits = (u32x8)((n_int + 127) << 23);  // n = -127 gives 0
+  return poly * (f32x8)(power_bits);
+}
+
+inline void add_to_double(f64x4_& acc, f32x8 terms) {
+  using f32x4 = float __attribute__((vector_size(16)));
+  f32x4 halves[2];
+  __builtin_memcpy(halves, &terms, sizeof(halves));
+  acc += __builtin_convertvector(halves[0], f64x4_) + __builtin_convertvector(halves[1], f64x4_);
+}
+
+// Adds Σ x^p (if generic_p) and Σ x^q (if generic_q) over x[0..n), n a multiple of 32,
+// x in [0, 1]. Four vectors a step: the polynomials are long dependency chains, and
+// independent vectors let the core overlap them.
+inline void add_generic_powers_f32(const float* x, int64_t n, float p, float q, bool generic_p,
+                                   bool generic_q, double& sum_p, double& sum_q) {
+  constexpr int kVectors = 4;
+  f64x4_ acc_p[kVectors] = {}, acc_q[kVectors] = {};
+  for (int64_t i = 0; i < n; i += 8 * kVectors) {
+    for (int lane = 0; lane < kVectors; ++lane) {
+      f32x8 chunk;
+      __builtin_memcpy(&chunk, x + i + 8 * lane, sizeof(chunk));
+      const f32x8 log2_x = log2_x8(chunk);
+      if (generic_p) add_to_double(acc_p[lane], exp2_x8(p * log2_x));
+      if (generic_q) add_to_double(acc_q[lane], exp2_x8(q * log2_x));
+    }
+  }
+  const f64x4_ total_p = (acc_p[0] + acc_p[1]) + (acc_p[2] + acc_p[3]);
+  const f64x4_ total_q = (acc_q[0] + acc_q[1]) + (acc_q[2] + acc_q[3]);
+  sum_p += (total_p[0] + total_p[1]) + (total_p[2] + total_p[3]);
+  sum_q += (total_q[0] + total_q[1]) + (total_q[2] + total_q[3]);
+}
+
+}  // namespace sap_kernels::cpu
