@@ -76,7 +76,9 @@ def eager_reference_pqi(
     return reference.pqi(params, offsets, p, q)
 
 
-def compiled_reference_pqi(p: float, q: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def compiled_reference_pqi(
+    p: float, q: float
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """torch.compile (dynamic=False) of reference.pqi with p, q fixed; call as fn(params,
     offsets). The data-dependent repeat_interleave of the segment ids breaks the graph."""
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import baselines
 import torch
 import torch._dynamo
-
-import baselines
 from layouts import Layout, paper_layers
 
 PQ_PAIRS = ((0.5, 1.0), (1.0, 2.0), (0.7, 1.3))
@@ -30,6 +29,13 @@ RAGGED_LOOP_FULL_N = 10**6
 RAGGED_LOOP_SINGLE_N = 10**7
 SLOW_KEYS = ("paper_eager", "eager_reference", "compiled_reference")
 
+# peers whose disagreement with sap_kernels is a known property of theirs, not a harness bug:
+# still flagged (✗ in the table, a warning in pytest), but no failure
+KNOWN_INACCURATE = {
+    "paper_eager": "float32 torch.linalg.norm accumulates in float32 without cascade summation "
+    "(ord=1 is off by ~1e-3 relative at 1e7 elements, where torch.sum is exact to 1e-7)",
+}
+
 
 @dataclass
 class Impl:
@@ -48,7 +54,7 @@ def build(key: str, layout: Layout, params: torch.Tensor, p: float, q: float) ->
         return _BUILDERS[key](layout, params, p, q)
     except Exception as error:  # e.g. an Inductor codegen failure: report it, time the rest
         reason = str(error).strip().splitlines()
-        detail = f": {reason[0][:60]}" if reason else ""
+        detail = f": {reason[0].rstrip(': ')[:60]}" if reason else ""
         return Impl(key, None, f"error ({type(error).__name__}{detail})")
 
 

@@ -108,3 +108,10 @@ def parse_size(text: str) -> int:
     if value != int(value) or value < 1:
         raise ValueError(f"size must be a positive integer, got {text!r}")
     return int(value)
+
+
+def format_n(n: int) -> str:
+    """10000000 -> '1e7'; sizes that are not d * 10^k stay as integers."""
+    exponent = len(str(n)) - 1
+    lead, rest = divmod(n, 10**exponent)
+    return str(n) if rest or n < 10 else f"{lead}e{exponent}"

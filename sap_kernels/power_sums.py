@@ -24,10 +24,10 @@ class PowerSums(NamedTuple):
     """Per-segment power sums in scaled form, all tensors of shape [S].
 
     The true sums are ``scale**p * sum_p`` and ``scale**q * sum_q``, so that
-    ``||a||_p = scale * sum_p**(1/p)``; ``scale`` (float64) is 0 for a segment with no non-zero
-    live entry and otherwise a number no smaller than its largest live ``|w|`` (a power of two
-    on the CPU backend), which keeps every sum finite. ``count`` (int64) is the number of live
-    entries d.
+    ``||a||_p = scale * sum_p**(1/p)``. ``scale`` (float64) is 0 for a segment with no non-zero
+    live entry; otherwise it is chosen so that every sum stays finite: the largest live ``|w|``
+    on the reference backend, a power of two on the CPU backend (1 where the entries need no
+    scaling). ``count`` (int64) is the number of live entries d.
     """
 
     scale: torch.Tensor

@@ -107,7 +107,10 @@ def as_segments(op: str, segments: Segments | torch.Tensor, numel: int) -> Segme
 
 
 def _integer_tensor(op: str, name: str, values: torch.Tensor | Sequence[int]) -> torch.Tensor:
-    tensor = values if isinstance(values, torch.Tensor) else torch.as_tensor(values)
+    if isinstance(values, torch.Tensor):
+        tensor = values
+    else:  # an empty sequence would otherwise become float32
+        tensor = torch.as_tensor(values, dtype=torch.int64 if len(values) == 0 else None)
     if tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex():
         raise TypeError(f"{op}: {name} must be integers (int64), got dtype {tensor.dtype}")
     if tensor.dim() != 1:

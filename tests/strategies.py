@@ -9,7 +9,6 @@ that segments of thousands of entries stay cheap to generate.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from hypothesis import strategies as st
@@ -35,14 +34,17 @@ GENERIC_PAIRS = ((0.7, 1.3), (0.3, 2.5), (1.2, 3.7), (2.0, 7.0))
 EXPONENT_PAIRS = FAST_PAIRS + GENERIC_PAIRS
 
 
-@dataclass
 class Case:
-    """One segmented input, ready for any op."""
+    """One segmented input, ready for any op (a plain class, so that Hypothesis reports a
+    falsifying example by its short repr rather than every tensor entry)."""
 
-    params: torch.Tensor
-    segments: sk.Segments
-    mask: torch.Tensor | None
-    kind: str
+    def __init__(
+        self, params: torch.Tensor, segments: sk.Segments, mask: torch.Tensor | None, kind: str
+    ) -> None:
+        self.params = params
+        self.segments = segments
+        self.mask = mask
+        self.kind = kind
 
     @property
     def offsets(self) -> torch.Tensor:
@@ -53,6 +55,9 @@ class Case:
         shown = lengths if len(lengths) <= 20 else lengths[:20] + ["..."]
         masked = "no mask" if self.mask is None else f"{int(self.mask.sum())} live"
         return f"Case({self.params.dtype}, {self.kind}, lengths={shown}, {masked})"
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:  # Hypothesis' pretty printer
+        printer.text(repr(self))
 
 
 def exponent_pairs() -> st.SearchStrategy[tuple[float, float]]:
@@ -134,7 +139,7 @@ def cases(
     mode = draw(st.sampled_from(("none", "random", "segments"))) if masks else "none"
     density = draw(st.sampled_from((0.1, 0.5, 0.9, 1.0)))
     mask = make_mask(mode, lengths, gen, density)
-    # an int64 tensor, not the list: from_lengths([]) is refused (see test_segments.py)
+    # an int64 tensor, not the list: from_lengths([]) is refused (see test_errors.py)
     segments = sk.Segments.from_lengths(torch.tensor(lengths, dtype=torch.int64))
     return Case(params, segments, mask, kind)
 

@@ -4,10 +4,12 @@
 // its largest magnitude and whether it holds a non-finite entry.
 #pragma once
 
+#include "isa.h"
+
 #include <cstdint>
 #include <cstring>
 
-namespace sap_kernels::cpu {
+namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
 template <class To, class From>
 inline To bit_cast(From from) {
@@ -66,4 +68,4 @@ inline typename E::Bits live_abs_bits(const typename E::Bits* params, const uint
   return static_cast<Bits>(bits & static_cast<Bits>(-static_cast<Bits>(mask[i] != 0)));
 }
 
-}  // namespace sap_kernels::cpu
+}  // namespace sap_kernels::cpu::SAP_KERNELS_ISA

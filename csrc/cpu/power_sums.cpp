@@ -23,7 +23,7 @@
 #include "power_sums_isa.h"
 #include "powers.h"
 #include "powers_f32.h"
-#include "sqrt_sum_avx2.h"
+#include "octets.h"
 #include "tiles.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
@@ -38,6 +38,7 @@ struct Exponents {
   PowerKind kind_q;
   bool scaled;
   bool generic_in_float32;  // generic exponents in float32 arithmetic (powers_f32.h)
+  bool by_octets;           // unscaled fast-path exponents on 16/32-bit entries (octets.h)
 };
 
 // Power sums of part of one segment, in units of 2^exponent.
@@ -154,51 +155,6 @@ double sum_power(PowerKind kind, const typename E::Bits* params, const uint8_t* 
   return 0.0;
 }
 
-// Σ x^p and Σ x^q in one pass, for the common pairs of fast-path exponents.
-template <class E, bool kScaled, PowerKind kP, PowerKind kQ>
-void sum_power_pair(const typename E::Bits* params, const uint8_t* mask, int64_t n,
-                    const Scaling& scaling, Accumulator& acc) {
-  double sum_p = 0.0, sum_q = 0.0;
-#pragma omp simd reduction(+ : sum_p, sum_q)
-  for (int64_t i = 0; i < n; ++i) {
-    const double x = scaled_magnitude<E, kScaled>(params, mask, i, scaling);
-    sum_p += power<kP>(x);
-    sum_q += power<kQ>(x);
-  }
-  acc.sum_p += sum_p;
-  acc.sum_q += sum_q;
-}
-
-// Adds the pair's sums in one pass and returns true, or returns false for other pairs.
-template <class E, bool kScaled>
-bool add_fused_pair(const typename E::Bits* params, const uint8_t* mask, int64_t n,
-                    const Scaling& scaling, const Exponents& ex, Accumulator& acc) {
-  using K = PowerKind;
-#if defined(SAP_KERNELS_HAS_SQRT_SUM_AVX2)
-  if constexpr (std::is_same_v<E, Float32Element> && !kScaled) {
-    double unused = 0.0;
-    if (ex.kind_p == K::kHalf && ex.kind_q == K::kOne) {
-      sum_sqrt_float32_avx2<true, false>(params, mask, n, acc.sum_p, acc.sum_q, unused);
-      return true;
-    }
-    if (ex.kind_p == K::kHalf && ex.kind_q == K::kTwo) {
-      sum_sqrt_float32_avx2<false, true>(params, mask, n, acc.sum_p, unused, acc.sum_q);
-      return true;
-    }
-  }
-#endif
-  if (ex.kind_p == K::kHalf && ex.kind_q == K::kOne) {
-    sum_power_pair<E, kScaled, K::kHalf, K::kOne>(params, mask, n, scaling, acc);
-  } else if (ex.kind_p == K::kHalf && ex.kind_q == K::kTwo) {
-    sum_power_pair<E, kScaled, K::kHalf, K::kTwo>(params, mask, n, scaling, acc);
-  } else if (ex.kind_p == K::kOne && ex.kind_q == K::kTwo) {
-    sum_power_pair<E, kScaled, K::kOne, K::kTwo>(params, mask, n, scaling, acc);
-  } else {
-    return false;
-  }
-  return true;
-}
-
 // The generic exponents of a chunk in float32 arithmetic; x = |w| / scale is in [0, 1].
 template <class E>
 void add_generic_chunk_f32(const typename E::Bits* params, const uint8_t* mask, int64_t n,
@@ -218,7 +174,6 @@ void add_generic_chunk_f32(const typename E::Bits* params, const uint8_t* mask, 
 template <class E, bool kScaled>
 void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64_t n,
                       const Scaling& scaling, const Exponents& ex, Accumulator& acc) {
-  if (add_fused_pair<E, kScaled>(params, mask, n, scaling, ex, acc)) return;
   const bool generic_p = ex.kind_p == PowerKind::kGeneric;
   const bool generic_q = ex.kind_q == PowerKind::kGeneric;
   if (!generic_p) acc.sum_p += sum_power<E, kScaled>(ex.kind_p, params, mask, n, scaling);
@@ -248,8 +203,52 @@ void add_scaled_chunk(const typename E::Bits* params, const uint8_t* mask, int64
   if (max_bits == 0) return;  // all zero or dead: adds nothing to the sums
   int chunk_exponent = 0;
   std::frexp(E::to_double(max_bits), &chunk_exponent);  // max = f * 2^e, f in [0.5, 1)
-  acc.rescale_to(chunk_exponent, ex);
+  // 2^1024 overflows: for the largest doubles take 2^1023, so entries scale to below 2.
+  acc.rescale_to(std::min(chunk_exponent, 1023), ex);
   add_chunk_powers<E, true>(params, mask, n, Scaling::for_exponent(acc.exponent), ex, acc);
+}
+
+// Unscaled sums: finite entries cannot make them overflow, so a non-finite sum means a NaN /
+// inf entry; the scale is 2^0 once a non-zero entry was seen.
+template <class E>
+Accumulator finish_unscaled(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                            Accumulator acc) {
+  if (!std::isfinite(acc.sum_p) || !std::isfinite(acc.sum_q)) {
+    acc.nonfinite = count_nonfinite<E>(params, mask, n);
+  }
+  acc.has_scale = acc.sum_p > 0.0;
+  return acc;
+}
+
+template <class E, PowerKind kP>
+void sum_octets_for_q(PowerKind kind_q, const OctetSpan<E>& span, Accumulator& acc) {
+  using K = PowerKind;
+  double& sum_p = acc.sum_p;
+  double& sum_q = acc.sum_q;
+  switch (kind_q) {
+    case K::kHalf: return sum_powers_by_octets<E, kP, K::kHalf>(span, sum_p, sum_q);
+    case K::kOne: return sum_powers_by_octets<E, kP, K::kOne>(span, sum_p, sum_q);
+    case K::kOneAndHalf: return sum_powers_by_octets<E, kP, K::kOneAndHalf>(span, sum_p, sum_q);
+    case K::kTwo: return sum_powers_by_octets<E, kP, K::kTwo>(span, sum_p, sum_q);
+    case K::kThree: return sum_powers_by_octets<E, kP, K::kThree>(span, sum_p, sum_q);
+    case K::kFour: return sum_powers_by_octets<E, kP, K::kFour>(span, sum_p, sum_q);
+    case K::kGeneric: return;
+  }
+}
+
+// The unscaled power sums of a whole piece with fast-path exponents, eight entries a step.
+template <class E>
+void sum_octets(const Exponents& ex, const OctetSpan<E>& span, Accumulator& acc) {
+  using K = PowerKind;
+  switch (ex.kind_p) {
+    case K::kHalf: return sum_octets_for_q<E, K::kHalf>(ex.kind_q, span, acc);
+    case K::kOne: return sum_octets_for_q<E, K::kOne>(ex.kind_q, span, acc);
+    case K::kOneAndHalf: return sum_octets_for_q<E, K::kOneAndHalf>(ex.kind_q, span, acc);
+    case K::kTwo: return sum_octets_for_q<E, K::kTwo>(ex.kind_q, span, acc);
+    case K::kThree: return sum_octets_for_q<E, K::kThree>(ex.kind_q, span, acc);
+    case K::kFour: return sum_octets_for_q<E, K::kFour>(ex.kind_q, span, acc);
+    case K::kGeneric: return;
+  }
 }
 
 template <class E>
@@ -257,6 +256,16 @@ Accumulator accumulate_piece(const SegmentedBuffer& input, const Piece& piece,
                              const Exponents& ex) {
   const auto* params = static_cast<const typename E::Bits*>(input.params);
   Accumulator acc;
+  if constexpr (!std::is_same_v<E, Float64Element>) {
+    if (ex.by_octets) {
+      const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + piece.begin;
+      const int64_t n = piece.end - piece.begin;
+      acc.count = count_live(mask, n);
+      const OctetSpan<E> span{params + piece.begin, mask, n, input.numel - piece.begin};
+      sum_octets<E>(ex, span, acc);
+      return finish_unscaled<E>(params + piece.begin, mask, n, acc);
+    }
+  }
   for (int64_t begin = piece.begin; begin < piece.end; begin += kChunk) {
     const int64_t n = std::min(kChunk, piece.end - begin);
     const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + begin;
@@ -267,15 +276,9 @@ Accumulator accumulate_piece(const SegmentedBuffer& input, const Piece& piece,
       add_chunk_powers<E, false>(params + begin, mask, n, Scaling{}, ex, acc);
     }
   }
-  if (!ex.scaled) {
-    // Finite entries cannot make these sums overflow, so a non-finite sum means a NaN / inf.
-    if (!std::isfinite(acc.sum_p) || !std::isfinite(acc.sum_q)) {
-      const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + piece.begin;
-      acc.nonfinite = count_nonfinite<E>(params + piece.begin, mask, piece.end - piece.begin);
-    }
-    acc.has_scale = acc.sum_p > 0.0;  // unit scale: 2^0
-  }
-  return acc;
+  if (ex.scaled) return acc;
+  const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + piece.begin;
+  return finish_unscaled<E>(params + piece.begin, mask, piece.end - piece.begin, acc);
 }
 
 // 2^exponent for exponents of a normal double's range or a little below (subnormal scales come
@@ -343,9 +346,10 @@ int64_t power_sums(const SegmentedBuffer& input, double p, double q, const Power
   const PowerKind kind_p = classify_exponent(p), kind_q = classify_exponent(q);
   const bool any_generic = kind_p == PowerKind::kGeneric || kind_q == PowerKind::kGeneric;
   const bool generic_in_float32 = input.dtype != ScalarType::kFloat64 && any_generic &&
-                                  p >= kSmallestGenericFloat32Exponent;
+                                  p >= kGenericFloat32MinP && q <= kGenericFloat32MaxQ;
   const bool scaled = input.dtype == ScalarType::kFloat64 || q > 6.0 || generic_in_float32;
-  const Exponents ex{p, q, kind_p, kind_q, scaled, generic_in_float32};
+  const bool by_octets = !scaled && !any_generic;
+  const Exponents ex{p, q, kind_p, kind_q, scaled, generic_in_float32, by_octets};
   // Empty segments are never visited by a tile.
 #pragma omp parallel for schedule(static)
   for (int64_t s = 0; s < input.num_segments; ++s) write_segment(Accumulator{}, s, out);

@@ -6,9 +6,7 @@
 
 #include "sap_kernels/power_sums.h"
 
-#ifndef SAP_KERNELS_ISA
-#define SAP_KERNELS_ISA baseline
-#endif
+#include "isa.h"
 
 namespace sap_kernels::cpu {
 namespace baseline {

@@ -1,13 +1,15 @@
 // x^p for non-negative doubles: fast paths for the exponents pruning uses most (0.5, 1, 1.5,
-// 2, 3, 4) and exp2(p * log2 x) on 4-wide vectors for the rest. The vectors are GCC / Clang
-// vector extensions, so the same code becomes AVX2 or SSE2 (or NEON) as the target allows.
-// A cast between two vector types of one size keeps the bits (a bit cast).
+// 2, 3, 4) and exp2(p * log2 x) on 4-wide vectors for the rest.
 #pragma once
+
+#include "isa.h"
 
 #include <cmath>
 #include <cstdint>
 
-namespace sap_kernels::cpu {
+#include "vectors.h"
+
+namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
 enum class PowerKind { kHalf, kOne, kOneAndHalf, kTwo, kThree, kFour, kGeneric };
 
@@ -33,14 +35,8 @@ inline double power(double x) {
   return 0.0;
 }
 
-using f64x4 = double __attribute__((vector_size(32)));
-using i64x4 = int64_t __attribute__((vector_size(32)));
-using u64x4 = uint64_t __attribute__((vector_size(32)));
-
-inline f64x4 splat(double value) { return f64x4{value, value, value, value}; }
-
-// log2(x) for finite x >= 0 to ~1e-13 absolute. Returns -2000 for x = 0 (so 2^(p * that) is
-// 0) and x itself for NaN / inf. ln m = 2 atanh(s), s = (m-1)/(m+1), m in [sqrt(1/2), sqrt(2)).
+// log2(x) for finite x >= 0 to ~1e-13 absolute. Returns -inf for x = 0 (so 2^(p * that) is
+// 0 for every p > 0) and x itself for NaN / inf. ln m = 2 atanh(s), s = (m-1)/(m+1), m in [sqrt(1/2), sqrt(2)).
 inline f64x4 log2_x4(f64x4 x) {
   const i64x4 tiny = x < 0x1p-1000;  // subnormals: lift into the normal range first
   const f64x4 lifted = tiny ? x * 0x1p200 : x;
@@ -66,7 +62,7 @@ inline f64x4 log2_x4(f64x4 x) {
   series = series * s2 + 1.0;
   const f64x4 result = k + s * series * (2.0 * 1.4426950408889634);
   const i64x4 finite = x <= 1.7976931348623157e308;  // false for NaN and inf
-  return x == 0.0 ? splat(-2000.0) : (finite ? result : x);
+  return x == 0.0 ? splat(-__builtin_inf()) : (finite ? result : x);
 }
 
 // 2^y to ~2e-13 relative for y <= 1023; results below the normal range flush to 0 (they are
@@ -123,4 +119,4 @@ inline void add_generic_powers(const double* x, int64_t n, double p, double q, b
   sum_q += (total_q[0] + total_q[1]) + (total_q[2] + total_q[3]);
 }
 
-}  // namespace sap_kernels::cpu
+}  // namespace sap_kernels::cpu::SAP_KERNELS_ISA

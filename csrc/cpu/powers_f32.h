@@ -1,5 +1,5 @@
 // x^p for generic exponents in float32 arithmetic, 8 lanes a vector, for float32 / float16 /
-// bfloat16 parameters: each term to ~2e-7 relative, summed in double. The double-precision
+// bfloat16 parameters: each term to ~1e-7 relative, summed in double. The double-precision
 // path (powers.h) costs about five times more per entry, which would leave the generic
 // exponents compute-bound far from the memory bandwidth.
 //
@@ -9,22 +9,20 @@
 // such term is below 2^-63 of the largest term (the caller keeps smaller p on the double path).
 #pragma once
 
+#include "isa.h"
+
 #include <cstdint>
 
-namespace sap_kernels::cpu {
+#include "vectors.h"
 
-using f32x8 = float __attribute__((vector_size(32)));
-using i32x8 = int32_t __attribute__((vector_size(32)));
-using u32x8 = uint32_t __attribute__((vector_size(32)));
-using f64x4_ = double __attribute__((vector_size(32)));
+namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
-constexpr double kSmallestGenericFloat32Exponent = 0.5;
+// The exponents this path takes: p >= 0.5 bounds the dropped terms (above); the relative error
+// of a term grows with the exponent (q ln2 times the error of log2 x), so q stays <= 4.
+constexpr double kGenericFloat32MinP = 0.5;
+constexpr double kGenericFloat32MaxQ = 4.0;
 
-inline f32x8 splat8(float value) {
-  return f32x8{value, value, value, value, value, value, value, value};
-}
-
-// log2(x) for x in [0, 1]; about -1000 where x < 2^-126 (so 2^(p * that) flushes to 0).
+// log2(x) for x in [0, 1]; -inf where x < 2^-126 (so 2^(p * that) flushes to 0).
 inline f32x8 log2_x8(f32x8 x) {
   const u32x8 bits = (u32x8)(x);
   const i32x8 exponent_int = (i32x8)(bits >> 23) - 127;
@@ -42,7 +40,7 @@ inline f32x8 log2_x8(f32x8 x) {
   series = series * s2 + 1.0f / 3.0f;
   series = series * s2 + 1.0f;
   const f32x8 result = k + s * series * (2.0f * 1.44269504f);
-  return x < 0x1p-126f ? splat8(-1000.0f) : result;
+  return x < 0x1p-126f ? splat8(-__builtin_inff()) : result;
 }
 
 // 2^y for y <= 0 (to ~1e-7 relative); 0 below 2^-126.
@@ -64,11 +62,10 @@ inline f32x8 exp2_x8(f32x8 y) {
   return poly * (f32x8)(power_bits);
 }
 
-inline void add_to_double(f64x4_& acc, f32x8 terms) {
-  using f32x4 = float __attribute__((vector_size(16)));
-  f32x4 halves[2];
-  __builtin_memcpy(halves, &terms, sizeof(halves));
-  acc += __builtin_convertvector(halves[0], f64x4_) + __builtin_convertvector(halves[1], f64x4_);
+inline void add_to_double(f64x4& acc, f32x8 terms) {
+  f64x4 low, high;
+  widen(terms, low, high);
+  acc += low + high;
 }
 
 // Adds Σ x^p (if generic_p) and Σ x^q (if generic_q) over x[0..n), n a multiple of 32,
@@ -77,7 +74,7 @@ inline void add_to_double(f64x4_& acc, f32x8 terms) {
 inline void add_generic_powers_f32(const float* x, int64_t n, float p, float q, bool generic_p,
                                    bool generic_q, double& sum_p, double& sum_q) {
   constexpr int kVectors = 4;
-  f64x4_ acc_p[kVectors] = {}, acc_q[kVectors] = {};
+  f64x4 acc_p[kVectors] = {}, acc_q[kVectors] = {};
   for (int64_t i = 0; i < n; i += 8 * kVectors) {
     for (int lane = 0; lane < kVectors; ++lane) {
       f32x8 chunk;
@@ -87,10 +84,10 @@ inline void add_generic_powers_f32(const float* x, int64_t n, float p, float q, 
       if (generic_q) add_to_double(acc_q[lane], exp2_x8(q * log2_x));
     }
   }
-  const f64x4_ total_p = (acc_p[0] + acc_p[1]) + (acc_p[2] + acc_p[3]);
-  const f64x4_ total_q = (acc_q[0] + acc_q[1]) + (acc_q[2] + acc_q[3]);
+  const f64x4 total_p = (acc_p[0] + acc_p[1]) + (acc_p[2] + acc_p[3]);
+  const f64x4 total_q = (acc_q[0] + acc_q[1]) + (acc_q[2] + acc_q[3]);
   sum_p += (total_p[0] + total_p[1]) + (total_p[2] + total_p[3]);
   sum_q += (total_q[0] + total_q[1]) + (total_q[2] + total_q[3]);
 }
 
-}  // namespace sap_kernels::cpu
+}  // namespace sap_kernels::cpu::SAP_KERNELS_ISA

@@ -5,10 +5,12 @@
 // count, so results do not either.
 #pragma once
 
+#include "isa.h"
+
 #include <algorithm>
 #include <cstdint>
 
-namespace sap_kernels::cpu {
+namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
 constexpr int64_t kTileSize = int64_t{1} << 16;
 
@@ -43,4 +45,4 @@ void for_each_piece(const int64_t* offsets, int64_t num_segments, int64_t numel,
   }
 }
 
-}  // namespace sap_kernels::cpu
+}  // namespace sap_kernels::cpu::SAP_KERNELS_ISA

@@ -1,0 +1,47 @@
+// Vector types as GCC / Clang vector extensions: the same code becomes AVX2, SSE2 or NEON as
+// the target allows. A cast between two vector types of one size keeps the bits (a bit cast).
+#pragma once
+
+#include "isa.h"
+
+#include <cstdint>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+namespace sap_kernels::cpu::SAP_KERNELS_ISA {
+
+using f64x4 = double __attribute__((vector_size(32)));
+using i64x4 = int64_t __attribute__((vector_size(32)));
+using u64x4 = uint64_t __attribute__((vector_size(32)));
+using f32x8 = float __attribute__((vector_size(32)));
+using i32x8 = int32_t __attribute__((vector_size(32)));
+using u32x8 = uint32_t __attribute__((vector_size(32)));
+using f32x4 = float __attribute__((vector_size(16)));
+using u16x8 = uint16_t __attribute__((vector_size(16)));
+using u8x8 = uint8_t __attribute__((vector_size(8)));
+
+inline f64x4 splat(double value) { return f64x4{value, value, value, value}; }
+
+inline f32x8 splat8(float value) {
+  return f32x8{value, value, value, value, value, value, value, value};
+}
+
+// The two halves of eight floats, each widened to four doubles. (GCC lowers
+// __builtin_convertvector of four floats to two-lane conversions and shuffles, so AVX builds
+// say vcvtps2pd directly.)
+inline void widen(f32x8 values, f64x4& low, f64x4& high) {
+#if defined(__AVX__)
+  const __m256 packed = (__m256)(values);
+  low = (f64x4)(_mm256_cvtps_pd(_mm256_castps256_ps128(packed)));
+  high = (f64x4)(_mm256_cvtps_pd(_mm256_extractf128_ps(packed, 1)));
+  return;
+#endif
+  f32x4 halves[2];
+  __builtin_memcpy(halves, &values, sizeof(halves));
+  low = __builtin_convertvector(halves[0], f64x4);
+  high = __builtin_convertvector(halves[1], f64x4);
+}
+
+}  // namespace sap_kernels::cpu::SAP_KERNELS_ISA
