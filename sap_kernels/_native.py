@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from types import ModuleType
 
 try:
@@ -9,6 +10,13 @@ try:
 except ImportError as error:  # not built: the "torch" backend still works
     _extension = None
     _import_error: ImportError | None = error
+    if not isinstance(error, ModuleNotFoundError):  # built, but broken: say so now
+        warnings.warn(
+            f"sap_kernels: the compiled extension failed to load ({error}); only the 'torch' "
+            "backend is available. Rebuild with `pip install .`.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 else:
     _import_error = None
 

@@ -68,26 +68,38 @@ inline void add_to_double(f64x4& acc, f32x8 terms) {
   acc += low + high;
 }
 
-// Adds Σ x^p (if generic_p) and Σ x^q (if generic_q) over x[0..n), n a multiple of 32,
-// x in [0, 1]. Four vectors a step: the polynomials are long dependency chains, and
-// independent vectors let the core overlap them.
-inline void add_generic_powers_f32(const float* x, int64_t n, float p, float q, bool generic_p,
-                                   bool generic_q, double& sum_p, double& sum_q) {
-  constexpr int kVectors = 4;
-  f64x4 acc_p[kVectors] = {}, acc_q[kVectors] = {};
-  for (int64_t i = 0; i < n; i += 8 * kVectors) {
-    for (int lane = 0; lane < kVectors; ++lane) {
+// x[i] = log2 x[i] for n a multiple of 8.
+inline void log2_in_place(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; i += 8) {
+    f32x8 chunk;
+    __builtin_memcpy(&chunk, x + i, sizeof(chunk));
+    chunk = log2_x8(chunk);
+    __builtin_memcpy(x + i, &chunk, sizeof(chunk));
+  }
+}
+
+// Σ 2^(p * log2_x[i]) for n a multiple of 16. Short loops, one per exponent, keep the
+// constants in registers and let the core overlap many iterations.
+inline double sum_exp2(const float* log2_x, int64_t n, float p) {
+  f64x4 acc[2] = {};
+  for (int64_t i = 0; i < n; i += 16) {
+    for (int half = 0; half < 2; ++half) {
       f32x8 chunk;
-      __builtin_memcpy(&chunk, x + i + 8 * lane, sizeof(chunk));
-      const f32x8 log2_x = log2_x8(chunk);
-      if (generic_p) add_to_double(acc_p[lane], exp2_x8(p * log2_x));
-      if (generic_q) add_to_double(acc_q[lane], exp2_x8(q * log2_x));
+      __builtin_memcpy(&chunk, log2_x + i + 8 * half, sizeof(chunk));
+      add_to_double(acc[half], exp2_x8(p * chunk));
     }
   }
-  const f64x4 total_p = (acc_p[0] + acc_p[1]) + (acc_p[2] + acc_p[3]);
-  const f64x4 total_q = (acc_q[0] + acc_q[1]) + (acc_q[2] + acc_q[3]);
-  sum_p += (total_p[0] + total_p[1]) + (total_p[2] + total_p[3]);
-  sum_q += (total_q[0] + total_q[1]) + (total_q[2] + total_q[3]);
+  const f64x4 total = acc[0] + acc[1];
+  return (total[0] + total[1]) + (total[2] + total[3]);
+}
+
+// Adds Σ x^p (if generic_p) and Σ x^q (if generic_q) over x[0..n), x in [0, 1], n a multiple
+// of 16; x is overwritten with log2 x.
+inline void add_generic_powers_f32(float* x, int64_t n, float p, float q, bool generic_p,
+                                   bool generic_q, double& sum_p, double& sum_q) {
+  log2_in_place(x, n);
+  if (generic_p) sum_p += sum_exp2(x, n, p);
+  if (generic_q) sum_q += sum_exp2(x, n, q);
 }
 
 }  // namespace sap_kernels::cpu::SAP_KERNELS_ISA

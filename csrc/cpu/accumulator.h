@@ -1,0 +1,110 @@
+// The state of a segment's power sums while its pieces are read, and the small per-chunk
+// helpers both summing paths share (power_sums.cpp, chunked_sums.h).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "element.h"
+#include "isa.h"
+#include "powers.h"
+
+namespace sap_kernels::cpu::SAP_KERNELS_ISA {
+
+struct Exponents {
+  double p;
+  double q;
+  PowerKind kind_p;
+  PowerKind kind_q;
+  bool scaled;
+  bool generic_in_float32;  // generic exponents in float32 arithmetic (powers_f32.h)
+  bool by_octets;           // unscaled fast-path exponents on 16/32-bit entries (octets.h)
+};
+
+// Power sums of part of one segment, in units of 2^exponent.
+struct Accumulator {
+  int exponent = 0;
+  bool has_scale = false;  // false until a non-zero live entry is seen (scaled mode)
+  double sum_p = 0.0;
+  double sum_q = 0.0;
+  int64_t count = 0;
+  int64_t nonfinite = 0;
+
+  // Moves the sums to units of 2^new_exponent (new_exponent >= exponent).
+  void rescale_to(int new_exponent, const Exponents& ex) {
+    if (has_scale && new_exponent > exponent) {
+      const double shift = static_cast<double>(exponent - new_exponent);
+      sum_p *= std::exp2(ex.p * shift);
+      sum_q *= std::exp2(ex.q * shift);
+    }
+    if (!has_scale || new_exponent > exponent) exponent = new_exponent;
+    has_scale = true;
+  }
+
+  // Appends `later`, the accumulator of the entries that follow these in the segment.
+  void merge(const Accumulator& later, const Exponents& ex) {
+    count += later.count;
+    nonfinite += later.nonfinite;
+    if (!later.has_scale) return;
+    Accumulator aligned = later;
+    const int common = has_scale ? std::max(exponent, later.exponent) : later.exponent;
+    rescale_to(common, ex);
+    aligned.rescale_to(common, ex);
+    sum_p += aligned.sum_p;
+    sum_q += aligned.sum_q;
+  }
+};
+
+template <class E>
+int64_t count_nonfinite(const typename E::Bits* params, const uint8_t* mask, int64_t n) {
+  int64_t found = 0;
+  for (int64_t i = 0; i < n; ++i) found += live_abs_bits<E>(params, mask, i) >= E::kInfBits;
+  return found;
+}
+
+int64_t count_live(const uint8_t* mask, int64_t n) {
+  if (mask == nullptr) return n;
+  int64_t live = 0;
+#pragma omp simd reduction(+ : live)
+  for (int64_t i = 0; i < n; ++i) live += mask[i] != 0;
+  return live;
+}
+
+template <class E>
+typename E::Bits max_live_abs_bits(const typename E::Bits* params, const uint8_t* mask,
+                                   int64_t n) {
+  using Bits = typename E::Bits;
+  Bits max_bits = 0;
+#pragma omp simd reduction(max : max_bits)
+  for (int64_t i = 0; i < n; ++i) {
+    const Bits bits = live_abs_bits<E>(params, mask, i);
+    max_bits = bits > max_bits ? bits : max_bits;
+  }
+  return max_bits;
+}
+
+// The multiplier that brings a chunk's entries below 1 in scaled mode: 2^-e, in two factors
+// since 2^-e overflows a double for a float64 segment of subnormals (e < -1022).
+struct Scaling {
+  double high = 1.0;
+  double low = 1.0;
+  static Scaling for_exponent(int exponent) {
+    const int half = -exponent / 2;
+    return Scaling{std::ldexp(1.0, half), std::ldexp(1.0, -exponent - half)};
+  }
+};
+
+// Unscaled sums: finite entries cannot make them overflow, so a non-finite sum means a NaN /
+// inf entry; the scale is 2^0 once a non-zero entry was seen.
+template <class E>
+Accumulator finish_unscaled(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                            Accumulator acc) {
+  if (!std::isfinite(acc.sum_p) || !std::isfinite(acc.sum_q)) {
+    acc.nonfinite = count_nonfinite<E>(params, mask, n);
+  }
+  acc.has_scale = acc.sum_p > 0.0;
+  return acc;
+}
+
+}  // namespace sap_kernels::cpu::SAP_KERNELS_ISA
