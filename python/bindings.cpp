@@ -19,24 +19,29 @@ T* address(uintptr_t value) {
   return reinterpret_cast<T*>(value);
 }
 
+SegmentedBuffer segmented_buffer(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel,
+                                 uintptr_t offsets, int64_t num_segments) {
+  return SegmentedBuffer{address<const void>(params), static_cast<ScalarType>(dtype),
+                         address<const uint8_t>(mask), numel, address<const int64_t>(offsets),
+                         num_segments};
+}
+
+// Outputs given as 0 are not written.
 int64_t power_sums(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel,
                    uintptr_t offsets, int64_t num_segments, double p, double q, uintptr_t scale,
                    uintptr_t sum_p, uintptr_t sum_q, uintptr_t count) {
-  const SegmentedBuffer input{address<const void>(params), static_cast<ScalarType>(dtype),
-                              address<const uint8_t>(mask), numel,
-                              address<const int64_t>(offsets), num_segments};
+  const SegmentedBuffer input = segmented_buffer(params, dtype, mask, numel, offsets, num_segments);
   const PowerSumsOutput out{address<double>(scale), address<double>(sum_p),
-                            address<double>(sum_q), address<int64_t>(count)};
+                            address<double>(sum_q), address<int64_t>(count), nullptr};
   py::gil_scoped_release release;
   return segmented_power_sums_cpu(input, p, q, out);
 }
 
-void pqi(uintptr_t sum_p, uintptr_t sum_q, uintptr_t count, int64_t num_segments, double p,
-         double q, uintptr_t out) {
+int64_t pqi(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel, uintptr_t offsets,
+            int64_t num_segments, double p, double q, uintptr_t out, uintptr_t count) {
+  const SegmentedBuffer input = segmented_buffer(params, dtype, mask, numel, offsets, num_segments);
   py::gil_scoped_release release;
-  pqi_from_power_sums_cpu(address<const double>(sum_p), address<const double>(sum_q),
-                          address<const int64_t>(count), num_segments, p, q,
-                          address<double>(out));
+  return segmented_pqi_cpu(input, p, q, address<double>(out), address<int64_t>(count));
 }
 
 void retain_bound(uintptr_t pqi, uintptr_t count, int64_t num_segments, double p, double q,
@@ -59,7 +64,7 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "sap_kernels native kernels (CPU)";
   m.def("power_sums", &power_sums,
         "Segmented power sums; returns the number of non-finite live entries.");
-  m.def("pqi", &pqi, "PQ Index from power sums.");
+  m.def("pqi", &pqi, "PQ Index per segment; returns the number of non-finite live entries.");
   m.def("retain_bound", &retain_bound, "SAP retained-count bound (Theorem 2).");
   m.def("prune_counts", &prune_counts, "SAP prune counts.");
   m.attr("has_cuda") = false;

@@ -36,6 +36,39 @@ class PowerSums(NamedTuple):
     count: torch.Tensor
 
 
+class ValidInputs(NamedTuple):
+    """The inputs of a segmented op after validation, and the backend that runs it."""
+
+    params: torch.Tensor
+    mask: torch.Tensor | None
+    offsets: torch.Tensor
+    p: float
+    q: float
+    nan_policy: str
+    backend: str
+
+
+def check_power_sums_inputs(
+    op: str,
+    params: torch.Tensor,
+    segments: Segments | torch.Tensor,
+    p: float,
+    q: float,
+    mask: torch.Tensor | None,
+    nan_policy: str,
+    backend: str | None,
+) -> ValidInputs:
+    """Validates the inputs of op (whose name its errors carry) before any work is done."""
+    params = check_params(op, params)
+    mask = check_mask(op, mask, params)
+    p, q = check_exponents(op, p, q)
+    nan_policy = check_nan_policy(op, nan_policy)
+    segments = as_segments(op, segments, params.numel())
+    backend = resolve_backend(op, backend, params.device)
+    offsets = segments.offsets_on(params.device)
+    return ValidInputs(params, mask, offsets, p, q, nan_policy, backend)
+
+
 def segmented_power_sums(
     params: torch.Tensor,
     segments: Segments | torch.Tensor,
@@ -61,49 +94,29 @@ def segmented_power_sums(
         PowerSums(scale, sum_p, sum_q, count).
     """
     op = "segmented_power_sums"
-    sums, _ = _power_sums(op, params, segments, p, q, mask, nan_policy, backend)
+    inputs = check_power_sums_inputs(op, params, segments, p, q, mask, nan_policy, backend)
+    return _power_sums(op, inputs)
+
+
+def _power_sums(op: str, inputs: ValidInputs) -> PowerSums:
+    """The power sums on inputs' backend; raises for NaN / inf under nan_policy="raise"."""
+    if inputs.backend == "cpu":
+        sums, nonfinite = _power_sums_cpu(op, inputs)
+    else:
+        sums = PowerSums(
+            *reference.power_sums(inputs.params, inputs.offsets, inputs.p, inputs.q, inputs.mask)
+        )
+        has_nan = bool(sums.sum_p.isnan().any())
+        nonfinite = (
+            int(reference.nonfinite_live(inputs.params, inputs.mask).sum()) if has_nan else 0
+        )
+    if nonfinite and inputs.nan_policy == "raise":
+        raise nonfinite_error(op, nonfinite, sums.sum_p.isnan().nonzero().view(-1))
     return sums
 
 
-def _power_sums(
-    op: str,
-    params: torch.Tensor,
-    segments: Segments | torch.Tensor,
-    p: float,
-    q: float,
-    mask: torch.Tensor | None,
-    nan_policy: str,
-    backend: str | None,
-) -> tuple[PowerSums, str]:
-    """segmented_power_sums on behalf of op (whose name its errors carry), and the backend
-    that ran it."""
-    params = check_params(op, params)
-    mask = check_mask(op, mask, params)
-    p, q = check_exponents(op, p, q)
-    nan_policy = check_nan_policy(op, nan_policy)
-    segments = as_segments(op, segments, params.numel())
-    backend = resolve_backend(op, backend, params.device)
-    offsets = segments.offsets_on(params.device)
-    if backend == "cpu":
-        sums, nonfinite = _power_sums_cpu(op, params, offsets, p, q, mask)
-    else:
-        sums = PowerSums(*reference.power_sums(params, offsets, p, q, mask))
-        has_nan = bool(sums.sum_p.isnan().any())
-        nonfinite = int(reference.nonfinite_live(params, mask).sum()) if has_nan else 0
-    if nonfinite and nan_policy == "raise":
-        raise nonfinite_error(op, nonfinite, sums.sum_p.isnan().nonzero().view(-1))
-    return sums, backend
-
-
-def _power_sums_cpu(
-    op: str,
-    params: torch.Tensor,
-    offsets: torch.Tensor,
-    p: float,
-    q: float,
-    mask: torch.Tensor | None,
-) -> tuple[PowerSums, int]:
-    num_segments = offsets.numel() - 1
+def _power_sums_cpu(op: str, inputs: ValidInputs) -> tuple[PowerSums, int]:
+    num_segments = inputs.offsets.numel() - 1
     sums = PowerSums(
         scale=torch.empty(num_segments, dtype=torch.float64),
         sum_p=torch.empty(num_segments, dtype=torch.float64),
@@ -111,14 +124,14 @@ def _power_sums_cpu(
         count=torch.empty(num_segments, dtype=torch.int64),
     )
     nonfinite = native(op).power_sums(
-        params.data_ptr(),
-        DTYPE_CODES[params.dtype],
-        0 if mask is None else mask.data_ptr(),
-        params.numel(),
-        offsets.data_ptr(),
+        inputs.params.data_ptr(),
+        DTYPE_CODES[inputs.params.dtype],
+        0 if inputs.mask is None else inputs.mask.data_ptr(),
+        inputs.params.numel(),
+        inputs.offsets.data_ptr(),
         num_segments,
-        p,
-        q,
+        inputs.p,
+        inputs.q,
         *(tensor.data_ptr() for tensor in sums),
     )
     return sums, nonfinite

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from . import reference
+from ._checks import DTYPE_CODES
 from ._native import native
-from .power_sums import PowerSums, _power_sums
+from .power_sums import _power_sums, check_power_sums_inputs
 from .segments import Segments
 
 
@@ -40,22 +41,23 @@ def segmented_pqi(
         float64 tensor [S].
     """
     op = "segmented_pqi"
-    sums, backend = _power_sums(op, params, segments, p, q, mask, nan_policy, backend)
-    return pqi_from_power_sums(op, sums, float(p), float(q), backend)
-
-
-def pqi_from_power_sums(op: str, sums: PowerSums, p: float, q: float, backend: str) -> torch.Tensor:
-    """The PQ Index from power sums already computed (their scale cancels)."""
-    if backend != "cpu":
-        return reference.pqi_from_power_sums(sums.sum_p, sums.sum_q, sums.count, p, q)
-    out = torch.empty_like(sums.sum_p)
-    native(op).pqi(
-        sums.sum_p.data_ptr(),
-        sums.sum_q.data_ptr(),
-        sums.count.data_ptr(),
+    inputs = check_power_sums_inputs(op, params, segments, p, q, mask, nan_policy, backend)
+    if inputs.backend != "cpu":
+        sums = _power_sums(op, inputs)
+        return reference.pqi_from_power_sums(sums.sum_p, sums.sum_q, sums.count, inputs.p, inputs.q)
+    out = torch.empty(inputs.offsets.numel() - 1, dtype=torch.float64)
+    nonfinite = native(op).pqi(
+        inputs.params.data_ptr(),
+        DTYPE_CODES[inputs.params.dtype],
+        0 if inputs.mask is None else inputs.mask.data_ptr(),
+        inputs.params.numel(),
+        inputs.offsets.data_ptr(),
         out.numel(),
-        p,
-        q,
+        inputs.p,
+        inputs.q,
         out.data_ptr(),
+        0,
     )
+    if nonfinite and inputs.nan_policy == "raise":
+        _power_sums(op, inputs)  # raises, naming the segments that hold them
     return out

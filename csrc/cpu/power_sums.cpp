@@ -27,6 +27,7 @@
 #include "power_sums_isa.h"
 #include "powers.h"
 #include "powers_f32.h"
+#include "pqi_value.h"
 #include "tiles.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
@@ -39,12 +40,16 @@ double power_of_two(int exponent) {
   return bit_cast<double>(static_cast<uint64_t>(exponent + 1023) << 52);
 }
 
-void write_segment(const Accumulator& acc, int64_t segment, const PowerSumsOutput& out) {
+void write_segment(const Accumulator& acc, int64_t segment, const Exponents& ex,
+                   const PowerSumsOutput& out) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  out.count[segment] = acc.count;
-  out.scale[segment] = acc.has_scale ? power_of_two(acc.exponent) : 0.0;
-  out.sum_p[segment] = acc.nonfinite > 0 ? nan : acc.sum_p;
-  out.sum_q[segment] = acc.nonfinite > 0 ? nan : acc.sum_q;
+  const double sum_p = acc.nonfinite > 0 ? nan : acc.sum_p;
+  const double sum_q = acc.nonfinite > 0 ? nan : acc.sum_q;
+  if (out.count) out.count[segment] = acc.count;
+  if (out.scale) out.scale[segment] = acc.has_scale ? power_of_two(acc.exponent) : 0.0;
+  if (out.sum_p) out.sum_p[segment] = sum_p;
+  if (out.sum_q) out.sum_q[segment] = sum_q;
+  if (out.pqi) out.pqi[segment] = pqi_value(sum_p, sum_q, acc.count, ex.p, ex.q);
 }
 
 // A piece of a segment that crosses a tile boundary, kept until the tiles are done.
@@ -66,7 +71,7 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
       const Accumulator acc = sum_piece(input, pc, ex);
       nonfinite += acc.nonfinite;
       if (pc.whole()) {
-        write_segment(acc, pc.segment, out);
+        write_segment(acc, pc.segment, ex, out);
       } else {
         (pc.starts_before_tile ? head : tail)[tile] = BoundaryPiece{pc.segment, acc};
       }
@@ -80,14 +85,14 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
       open.acc.merge(next.acc, ex);
       return;
     }
-    if (open.segment >= 0) write_segment(open.acc, open.segment, out);
+    if (open.segment >= 0) write_segment(open.acc, open.segment, ex, out);
     open = next;
   };
   for (int64_t tile = 0; tile < tiles; ++tile) {
     take(head[tile]);
     take(tail[tile]);
   }
-  if (open.segment >= 0) write_segment(open.acc, open.segment, out);
+  if (open.segment >= 0) write_segment(open.acc, open.segment, ex, out);
   return nonfinite;
 }
 
@@ -160,7 +165,9 @@ int64_t power_sums(const SegmentedBuffer& input, double p, double q, const Power
   const Exponents ex{p, q, kind_p, kind_q, scaled, generic_in_float32, by_octets};
   // Empty segments are never visited by a tile.
 #pragma omp parallel for schedule(static)
-  for (int64_t s = 0; s < input.num_segments; ++s) write_segment(Accumulator{}, s, out);
+  for (int64_t s = 0; s < input.num_segments; ++s) {
+    if (input.offsets[s] == input.offsets[s + 1]) write_segment(Accumulator{}, s, ex, out);
+  }
   switch (input.dtype) {
     case ScalarType::kFloat32: return power_sums_for<Float32Element>(input, ex, out);
     case ScalarType::kFloat64: return power_sums_for<Float64Element>(input, ex, out);

@@ -21,15 +21,17 @@ struct SegmentedBuffer {
   int64_t num_segments;
 };
 
+// Per-segment outputs, each [S]; a nullptr output is not written.
 struct PowerSumsOutput {
-  double* scale;   // [S]
-  double* sum_p;   // [S]
-  double* sum_q;   // [S]
-  int64_t* count;  // [S] live entries
+  double* scale;
+  double* sum_p;
+  double* sum_q;
+  int64_t* count;  // live entries
+  double* pqi;     // the PQ Index, from the sums (see pqi.h)
 };
 
-// Fills out for every segment. Returns the number of non-finite (NaN or inf) live entries;
-// the segments that hold one get NaN sums. Requires 0 < p < q.
+// Fills the outputs for every segment. Returns the number of non-finite (NaN or inf) live
+// entries; the segments that hold one get NaN sums (and PQI). Requires 0 < p < q.
 int64_t segmented_power_sums_cpu(const SegmentedBuffer& input, double p, double q,
                                  const PowerSumsOutput& out);
 

@@ -1,13 +1,20 @@
-// PQ Index from segmented power sums (Diao et al., ICLR 2023, Definition 1):
+// PQ Index (Diao et al., ICLR 2023, Definition 1):
 //   I = 1 - d^(1/q - 1/p) * ||a||_p / ||a||_q
-// The scale of the power sums cancels. d = 0 or an all-zero segment gives NaN, d = 1 gives 0,
-// NaN sums (a non-finite entry) give NaN.
+// d = 0 or an all-zero segment gives NaN, d = 1 gives 0, a non-finite entry gives NaN.
 #pragma once
 
 #include <cstdint>
 
+#include "sap_kernels/power_sums.h"
+
 namespace sap_kernels {
 
+// The PQI of every segment in one read of the buffer; count (may be nullptr) receives the live
+// entries. Returns the number of non-finite live entries, as segmented_power_sums_cpu does.
+int64_t segmented_pqi_cpu(const SegmentedBuffer& input, double p, double q, double* pqi,
+                          int64_t* count);
+
+// The PQI from power sums already computed (their scale cancels).
 void pqi_from_power_sums_cpu(const double* sum_p, const double* sum_q, const int64_t* count,
                              int64_t num_segments, double p, double q, double* pqi);
 
