@@ -52,6 +52,50 @@ void write_segment(const Accumulator& acc, int64_t segment, const Exponents& ex,
   if (out.pqi) out.pqi[segment] = pqi_value(sum_p, sum_q, acc.count, ex.p, ex.q);
 }
 
+// The PQI of one tile's whole segments, computed four at a time when the tile is done:
+// cheaper than one segment at a time (pqi_value.h).
+class PqiBatch {
+ public:
+  PqiBatch() {
+    segment_.reserve(kTileSize);
+    sum_p_.reserve(kTileSize);
+    sum_q_.reserve(kTileSize);
+    count_.reserve(kTileSize);
+  }
+
+  void add(const Accumulator& acc, int64_t segment) {
+    segment_.push_back(segment);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    sum_p_.push_back(acc.nonfinite > 0 ? nan : acc.sum_p);
+    sum_q_.push_back(acc.nonfinite > 0 ? nan : acc.sum_q);
+    count_.push_back(static_cast<double>(acc.count));
+  }
+
+  void flush(double* pqi, const Exponents& ex) {
+    const size_t n = count_.size();
+    for (size_t i = 0; i < n; i += 4) {
+      f64x4 sum_p = splat(1.0), sum_q = splat(1.0), count = splat(2.0);  // padding lanes
+      for (size_t lane = 0; lane < 4 && i + lane < n; ++lane) {
+        sum_p[lane] = sum_p_[i + lane];
+        sum_q[lane] = sum_q_[i + lane];
+        count[lane] = count_[i + lane];
+      }
+      const f64x4 values = pqi_x4(sum_p, sum_q, count, ex.p, ex.q);
+      for (size_t lane = 0; lane < 4 && i + lane < n; ++lane) {
+        pqi[segment_[i + lane]] = values[lane];
+      }
+    }
+    segment_.clear();
+    sum_p_.clear();
+    sum_q_.clear();
+    count_.clear();
+  }
+
+ private:
+  std::vector<int64_t> segment_;
+  std::vector<double> sum_p_, sum_q_, count_;
+};
+
 // A piece of a segment that crosses a tile boundary, kept until the tiles are done.
 struct BoundaryPiece {
   int64_t segment = -1;
@@ -64,18 +108,26 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
   const int64_t tiles = tile_count(input.numel);
   // A tile holds at most two crossing pieces: its first segment's and its last one's.
   std::vector<BoundaryPiece> head(tiles), tail(tiles);
+  PowerSumsOutput sums_only = out;  // whole segments get their PQI from a batch
+  sums_only.pqi = nullptr;
   int64_t nonfinite = 0;
-#pragma omp parallel for schedule(static) reduction(+ : nonfinite)
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    for_each_piece(input.offsets, input.num_segments, input.numel, tile, [&](const Piece& pc) {
-      const Accumulator acc = sum_piece(input, pc, ex);
-      nonfinite += acc.nonfinite;
-      if (pc.whole()) {
-        write_segment(acc, pc.segment, ex, out);
-      } else {
-        (pc.starts_before_tile ? head : tail)[tile] = BoundaryPiece{pc.segment, acc};
-      }
-    });
+#pragma omp parallel reduction(+ : nonfinite)
+  {
+    PqiBatch batch;
+#pragma omp for schedule(static)
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      for_each_piece(input.offsets, input.num_segments, input.numel, tile, [&](const Piece& pc) {
+        const Accumulator acc = sum_piece(input, pc, ex);
+        nonfinite += acc.nonfinite;
+        if (!pc.whole()) {
+          (pc.starts_before_tile ? head : tail)[tile] = BoundaryPiece{pc.segment, acc};
+          return;
+        }
+        write_segment(acc, pc.segment, ex, sums_only);
+        if (out.pqi) batch.add(acc, pc.segment);
+      });
+      if (out.pqi) batch.flush(out.pqi, ex);
+    }
   }
   // Merge the crossing pieces in flat order: pieces of one segment are consecutive.
   BoundaryPiece open;
