@@ -123,15 +123,21 @@ def _power_sums_cpu(op: str, inputs: ValidInputs) -> tuple[PowerSums, int]:
         sum_q=torch.empty(num_segments, dtype=torch.float64),
         count=torch.empty(num_segments, dtype=torch.int64),
     )
-    nonfinite = native(op).power_sums(
+    pointers = (tensor.data_ptr() for tensor in sums)
+    nonfinite = native(op).power_sums(*native_arguments(inputs), *pointers)
+    return sums, nonfinite
+
+
+def native_arguments(inputs: ValidInputs) -> tuple:
+    """The segmented buffer and exponents as the extension's kernels take them (raw addresses:
+    the tensors were validated and stay alive in `inputs`)."""
+    return (
         inputs.params.data_ptr(),
         DTYPE_CODES[inputs.params.dtype],
         0 if inputs.mask is None else inputs.mask.data_ptr(),
         inputs.params.numel(),
         inputs.offsets.data_ptr(),
-        num_segments,
+        inputs.offsets.numel() - 1,
         inputs.p,
         inputs.q,
-        *(tensor.data_ptr() for tensor in sums),
     )
-    return sums, nonfinite

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 
 from . import reference
-from ._checks import DTYPE_CODES
 from ._native import native
-from .power_sums import _power_sums, check_power_sums_inputs
+from .power_sums import _power_sums, check_power_sums_inputs, native_arguments
 from .segments import Segments
 
 
@@ -46,18 +45,7 @@ def segmented_pqi(
         sums = _power_sums(op, inputs)
         return reference.pqi_from_power_sums(sums.sum_p, sums.sum_q, sums.count, inputs.p, inputs.q)
     out = torch.empty(inputs.offsets.numel() - 1, dtype=torch.float64)
-    nonfinite = native(op).pqi(
-        inputs.params.data_ptr(),
-        DTYPE_CODES[inputs.params.dtype],
-        0 if inputs.mask is None else inputs.mask.data_ptr(),
-        inputs.params.numel(),
-        inputs.offsets.data_ptr(),
-        out.numel(),
-        inputs.p,
-        inputs.q,
-        out.data_ptr(),
-        0,
-    )
+    nonfinite = native(op).pqi(*native_arguments(inputs), out.data_ptr(), 0)
     if nonfinite and inputs.nan_policy == "raise":
         _power_sums(op, inputs)  # raises, naming the segments that hold them
     return out

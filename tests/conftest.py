@@ -47,9 +47,9 @@ BACKENDS_HERE = ("torch", "cpu") if sk.native_available() else ("torch",)
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
-@pytest.fixture(params=BACKENDS_HERE, scope="session")
+@pytest.fixture(params=BACKENDS_HERE, scope="module")
 def backend(request: pytest.FixtureRequest) -> str:
-    """Every backend available on this machine (session scope, so Hypothesis accepts it)."""
+    """Every backend available on this machine (module scope, so Hypothesis accepts it)."""
     return request.param
 
 

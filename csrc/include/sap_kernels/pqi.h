@@ -14,8 +14,4 @@ namespace sap_kernels {
 int64_t segmented_pqi_cpu(const SegmentedBuffer& input, double p, double q, double* pqi,
                           int64_t* count);
 
-// The PQI from power sums already computed (their scale cancels).
-void pqi_from_power_sums_cpu(const double* sum_p, const double* sum_q, const int64_t* count,
-                             int64_t num_segments, double p, double q, double* pqi);
-
 }  // namespace sap_kernels
