@@ -10,9 +10,9 @@
 //   the magnitude bits gives the chunk's largest |w| (and the NaN / inf check); the sums are
 //   kept in units of 2^e, e the segment's running exponent, rescaled when a chunk brings a
 //   larger one, as online softmax does.
-// Precision: fast-path exponents and float64 parameters ~1e-13 relative per term; generic
-// exponents (not 0.5, 1, 1.5, 2, 3, 4) on 16/32-bit parameters ~1e-7 (powers_f32.h).
-// Sums are always accumulated in double.
+// Precision per term: ~1e-13 relative for float64 parameters and the exponents 1, 2, 3, 4;
+// on 16/32-bit parameters 0.5 and 1.5 use the float32 square root (octets.h) and generic
+// exponents float32 log2 / exp2 (powers_f32.h), ~1e-7. Sums are always accumulated in double.
 // This file is compiled once per instruction set (see power_sums_dispatch.cpp).
 #include <cmath>
 #include <cstdint>
