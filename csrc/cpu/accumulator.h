@@ -84,6 +84,25 @@ typename E::Bits max_live_abs_bits(const typename E::Bits* params, const uint8_t
   return max_bits;
 }
 
+// 2^exponent, built from its bits where it is a normal double (subnormal powers come only
+// from float64 segments of subnormals, rare enough for ldexp).
+inline double power_of_two(int exponent) {
+  if (exponent < -1022 || exponent > 1023) return std::ldexp(1.0, exponent);
+  return bit_cast<double>(static_cast<uint64_t>(exponent + 1023) << 52);
+}
+
+// e with value = f * 2^e, f in [0.5, 1), for a positive finite value, from its bits where it is
+// a normal double (as frexp, which is a library call).
+inline int binary_exponent(double value) {
+  const int biased = static_cast<int>((bit_cast<uint64_t>(value) >> 52) & 0x7ff);
+  if (biased == 0) {
+    int exponent = 0;
+    std::frexp(value, &exponent);
+    return exponent;
+  }
+  return biased - 1022;
+}
+
 // The multiplier that brings a chunk's entries below 1 in scaled mode: 2^-e, in two factors
 // since 2^-e overflows a double for a float64 segment of subnormals (e < -1022).
 struct Scaling {
@@ -91,7 +110,7 @@ struct Scaling {
   double low = 1.0;
   static Scaling for_exponent(int exponent) {
     const int half = -exponent / 2;
-    return Scaling{std::ldexp(1.0, half), std::ldexp(1.0, -exponent - half)};
+    return Scaling{power_of_two(half), power_of_two(-exponent - half)};
   }
 };
 

@@ -116,8 +116,7 @@ void add_scaled_chunk(const typename E::Bits* params, const uint8_t* mask, int64
     return;
   }
   if (max_bits == 0) return;  // all zero or dead: adds nothing to the sums
-  int chunk_exponent = 0;
-  std::frexp(E::to_double(max_bits), &chunk_exponent);  // max = f * 2^e, f in [0.5, 1)
+  const int chunk_exponent = binary_exponent(E::to_double(max_bits));  // max = f 2^e
   // 2^1024 overflows: for the largest doubles take 2^1023, so entries scale to below 2.
   acc.rescale_to(std::min(chunk_exponent, 1023), ex);
   add_chunk_powers<E, true>(params, mask, n, Scaling::for_exponent(acc.exponent), ex, acc);

@@ -33,13 +33,6 @@
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 namespace {
 
-// 2^exponent for exponents of a normal double's range or a little below (subnormal scales come
-// only from float64 segments of subnormals, rare enough for ldexp).
-double power_of_two(int exponent) {
-  if (exponent < -1022 || exponent > 1023) return std::ldexp(1.0, exponent);
-  return bit_cast<double>(static_cast<uint64_t>(exponent + 1023) << 52);
-}
-
 void write_segment(const Accumulator& acc, int64_t segment, const Exponents& ex,
                    const PowerSumsOutput& out) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
