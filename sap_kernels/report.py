@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .power_sums import segmented_power_sums
+from ._dispatch import resolve_backend
 from .pqi import segmented_pqi
 from .sap_counts import sap_prune_counts
 from .segments import Segments
@@ -40,9 +40,9 @@ def prunable_weights(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 def scope_statistics(
     buffer: torch.Tensor, segments: Segments, args: argparse.Namespace
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(pqi, live count, prune count) per segment."""
+    """(pqi, live count, prune count) per segment (no mask: every entry is live)."""
     pqi = segmented_pqi(buffer, segments, args.p, args.q, backend=args.backend)
-    count = segmented_power_sums(buffer, segments, args.p, args.q, backend=args.backend).count
+    count = segments.lengths()
     prune = sap_prune_counts(
         pqi, count, args.p, args.q, args.eta_r, args.gamma, args.beta, backend=args.backend
     )
@@ -59,7 +59,8 @@ def format_report(model: nn.Module, args: argparse.Namespace) -> str:
     whole = scope_statistics(buffer, Segments.for_shapes(shapes, "global"), args)
     lines = [
         f"PQ Index report (p = {args.p}, q = {args.q}, eta_r = {args.eta_r}, "
-        f"gamma = {args.gamma}, beta = {args.beta}, {buffer.dtype}, {buffer.numel()} weights)",
+        f"gamma = {args.gamma}, beta = {args.beta}, {buffer.dtype}, {buffer.numel()} weights, "
+        f"backend {resolve_backend('report', args.backend, buffer.device)!r})",
         "",
         f"{'layer':<12} {'shape':<18} {'weights':>8} {'PQI':>8} {'prune':>7} "
         f"{'neuron PQI min / median / max':>31} {'neuron prune':>13}",
