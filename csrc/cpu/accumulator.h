@@ -63,7 +63,7 @@ int64_t count_nonfinite(const typename E::Bits* params, const uint8_t* mask, int
   return found;
 }
 
-int64_t count_live(const uint8_t* mask, int64_t n) {
+inline int64_t count_live(const uint8_t* mask, int64_t n) {
   if (mask == nullptr) return n;
   int64_t live = 0;
 #pragma omp simd reduction(+ : live)
