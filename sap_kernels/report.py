@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -115,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, ImportError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(text)
-    print(f"\n(computed in {time.perf_counter() - start:.3f} s)")
+    try:
+        print(text)
+        print(f"\n(computed in {time.perf_counter() - start:.3f} s)")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left early (`| head`): not an error of ours
+        sys.stdout = open(os.devnull, "w")  # keeps the flush at exit quiet
     return 0
