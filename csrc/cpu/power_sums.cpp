@@ -47,15 +47,9 @@ void write_segment(const Accumulator& acc, int64_t segment, const Exponents& ex,
 
 // The PQI of one tile's whole segments, computed four at a time when the tile is done:
 // cheaper than one segment at a time (pqi_value.h).
+// The vectors keep their capacity from tile to tile, and allocate nothing when no PQI is asked.
 class PqiBatch {
  public:
-  PqiBatch() {
-    segment_.reserve(kTileSize);
-    sum_p_.reserve(kTileSize);
-    sum_q_.reserve(kTileSize);
-    count_.reserve(kTileSize);
-  }
-
   void add(const Accumulator& acc, int64_t segment) {
     segment_.push_back(segment);
     const double nan = std::numeric_limits<double>::quiet_NaN();
