@@ -116,10 +116,13 @@ struct Scaling {
 
 // Unscaled sums: finite entries cannot make them overflow, so a non-finite sum means a NaN /
 // inf entry; the scale is 2^0 once a non-zero entry was seen.
+// Inlined, so that the accumulator stays in registers (a struct passed through the stack
+// stalls store forwarding once a segment).
 template <class E>
-Accumulator finish_unscaled(const typename E::Bits* params, const uint8_t* mask, int64_t n,
-                            Accumulator acc) {
-  if (!std::isfinite(acc.sum_p) || !std::isfinite(acc.sum_q)) {
+__attribute__((always_inline)) inline Accumulator finish_unscaled(const typename E::Bits* params,
+                                                                  const uint8_t* mask, int64_t n,
+                                                                  Accumulator acc) {
+  if (!std::isfinite(acc.sum_p) || !std::isfinite(acc.sum_q)) [[unlikely]] {
     acc.nonfinite = count_nonfinite<E>(params, mask, n);
   }
   acc.has_scale = acc.sum_p > 0.0;

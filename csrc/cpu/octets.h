@@ -98,46 +98,80 @@ struct OctetSpan {
   int64_t readable;
 };
 
-// Σ a^p and Σ a^q over the live entries of params[0..n), a = |w|, for fast-path kinds.
-// Two octets a step, each into its own accumulators: one chain of adds would wait on the add
-// latency (3-4 cycles an octet), slower than the memory. `readable` entries (and mask bytes)
-// from params on are in the buffer: where the last partial step fits, it is loaded whole and
-// its lanes at or beyond n are zeroed, so that a segment costs one loop and one
-// hard-to-predict branch (its exit); otherwise the tail is copied, zero-padded.
-template <class E, PowerKind kP, PowerKind kQ>
-void sum_powers_by_octets(const OctetSpan<E>& span, double& sum_p, double& sum_q) {
+struct PowerPair {
+  double p;
+  double q;
+};
+
+// Two octets' worth of power sums, each octet into its own accumulators: one chain of adds
+// would wait on the add latency (3-4 cycles an octet), slower than the memory.
+template <PowerKind kP, PowerKind kQ>
+struct OctetSums {
+  f64x4 p[2] = {};
+  f64x4 q[2] = {};
+
+  __attribute__((always_inline)) void add(f32x8 magnitudes, int slot) {
+    f64x4 low, high, root_low = {}, root_high = {};
+    widen(magnitudes, low, high);
+    if constexpr (needs_root<kP>() || needs_root<kQ>()) {
+      sqrt_widened(magnitudes, root_low, root_high);
+    }
+    p[slot] += power4<kP>(low, root_low) + power4<kP>(high, root_high);
+    q[slot] += power4<kQ>(low, root_low) + power4<kQ>(high, root_high);
+  }
+
+  PowerPair total() const {
+    const f64x4 total_p = p[0] + p[1], total_q = q[0] + q[1];
+    return {(total_p[0] + total_p[1]) + (total_p[2] + total_p[3]),
+            (total_q[0] + total_q[1]) + (total_q[2] + total_q[3])};
+  }
+};
+
+template <class E>
+constexpr int64_t kPrefetchDistance = 4096 / sizeof(typename E::Bits);
+
+// The magnitudes of the octet at `at`, lanes at or beyond `kept` zeroed (kept may be <= 0).
+template <class E, bool kMasked>
+inline f32x8 octet_lanes(const typename E::Bits* at, const uint8_t* live, int64_t kept) {
+  const u32x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  const u32x8 bits = (u32x8)(load_magnitudes8<E>(at, kMasked ? live : nullptr));
+  const uint32_t count = kept <= 0 ? 0u : static_cast<uint32_t>(kept < 8 ? kept : 8);
+  return (f32x8)(bits & (u32x8)(lane < count));
+}
+
+// Σ a^p and Σ a^q over the live entries of params[0..n), a = |w|, for fast-path kinds;
+// kMasked says whether span.mask is used (it is then non-null).
+// Whole steps of 16 entries run unmasked; the last 0..15 entries take one lane-masked step, so
+// a segment costs one loop and one hard-to-predict branch (its exit). That step loads 16
+// entries (and mask bytes) where `readable` says the buffer holds them; otherwise, at the very
+// end of the buffer, it reads a zero-padded copy.
+// Inlined into the tile loop, and the sums returned in registers: through memory, the caller's
+// 16-byte load of two 8-byte stores stalls store forwarding once a segment.
+template <class E, PowerKind kP, PowerKind kQ, bool kMasked>
+__attribute__((always_inline)) inline PowerPair sum_powers_by_octets(const OctetSpan<E>& span) {
   using Bits = typename E::Bits;
   const auto [params, mask, n, readable] = span;
-  const u32x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
-  f64x4 acc_p[2] = {}, acc_q[2] = {};
-  auto step = [&](const Bits* at, const uint8_t* live, int64_t remaining, int slot) {
-    u32x8 bits = (u32x8)(load_magnitudes8<E>(at, live));
-    const int64_t kept = remaining < 0 ? 0 : (remaining < 8 ? remaining : 8);
-    bits &= (u32x8)(lane < static_cast<uint32_t>(kept));
-    const f32x8 a = (f32x8)(bits);
-    f64x4 low, high, root_low = {}, root_high = {};
-    widen(a, low, high);
-    if constexpr (needs_root<kP>() || needs_root<kQ>()) sqrt_widened(a, root_low, root_high);
-    acc_p[slot] += power4<kP>(low, root_low) + power4<kP>(high, root_high);
-    acc_q[slot] += power4<kQ>(low, root_low) + power4<kQ>(high, root_high);
-  };
-  const int64_t covered = (n + 15) / 16 * 16 <= readable ? n : n / 16 * 16;
+  OctetSums<kP, kQ> sums;
   int64_t i = 0;
-  for (; i < covered; i += 16) {
-    step(params + i, mask ? mask + i : nullptr, n - i, 0);
-    step(params + i + 8, mask ? mask + i + 8 : nullptr, n - i - 8, 1);
+  for (; i + 16 <= n; i += 16) {
+    __builtin_prefetch(params + i + kPrefetchDistance<E>);
+    sums.add(load_magnitudes8<E>(params + i, kMasked ? mask + i : nullptr), 0);
+    sums.add(load_magnitudes8<E>(params + i + 8, kMasked ? mask + i + 8 : nullptr), 1);
   }
-  if (i < n) {  // the last partial step at the end of the buffer, copied zero-padded
+  const int64_t rest = n - i;
+  if (i + 16 <= readable) {
+    sums.add(octet_lanes<E, kMasked>(params + i, kMasked ? mask + i : nullptr, rest), 0);
+    sums.add(octet_lanes<E, kMasked>(params + i + 8, kMasked ? mask + i + 8 : nullptr, rest - 8),
+             1);
+  } else if (rest > 0) {
     Bits tail[16] = {};
     uint8_t tail_mask[16] = {};
-    std::memcpy(tail, params + i, static_cast<size_t>(n - i) * sizeof(Bits));
-    if (mask) std::memcpy(tail_mask, mask + i, static_cast<size_t>(n - i));
-    step(tail, mask ? tail_mask : nullptr, n - i, 0);
-    step(tail + 8, mask ? tail_mask + 8 : nullptr, n - i - 8, 1);
+    std::memcpy(tail, params + i, static_cast<size_t>(rest) * sizeof(Bits));
+    if constexpr (kMasked) std::memcpy(tail_mask, mask + i, static_cast<size_t>(rest));
+    sums.add(octet_lanes<E, kMasked>(tail, tail_mask, rest), 0);
+    sums.add(octet_lanes<E, kMasked>(tail + 8, tail_mask + 8, rest - 8), 1);
   }
-  const f64x4 total_p = acc_p[0] + acc_p[1], total_q = acc_q[0] + acc_q[1];
-  sum_p += (total_p[0] + total_p[1]) + (total_p[2] + total_p[3]);
-  sum_q += (total_q[0] + total_q[1]) + (total_q[2] + total_q[3]);
+  return sums.total();
 }
 
 }  // namespace sap_kernels::cpu::SAP_KERNELS_ISA

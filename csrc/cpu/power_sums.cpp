@@ -33,8 +33,8 @@
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 namespace {
 
-void write_segment(const Accumulator& acc, int64_t segment, const Exponents& ex,
-                   const PowerSumsOutput& out) {
+inline void write_segment(const Accumulator& acc, int64_t segment, const PqiRule& rule,
+                          const PowerSumsOutput& out) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double sum_p = acc.nonfinite > 0 ? nan : acc.sum_p;
   const double sum_q = acc.nonfinite > 0 ? nan : acc.sum_q;
@@ -42,45 +42,49 @@ void write_segment(const Accumulator& acc, int64_t segment, const Exponents& ex,
   if (out.scale) out.scale[segment] = acc.has_scale ? power_of_two(acc.exponent) : 0.0;
   if (out.sum_p) out.sum_p[segment] = sum_p;
   if (out.sum_q) out.sum_q[segment] = sum_q;
-  if (out.pqi) out.pqi[segment] = pqi_value(sum_p, sum_q, acc.count, ex.p, ex.q);
+  if (out.pqi) out.pqi[segment] = rule(sum_p, sum_q, acc.count);
 }
 
-// The PQI of one tile's whole segments, computed four at a time when the tile is done:
-// cheaper than one segment at a time (pqi_value.h).
-// The vectors keep their capacity from tile to tile, and allocate nothing when no PQI is asked.
+// The PQI of a tile's whole segments, computed four at a time once kSize are gathered or the
+// tile is done: the divisions, roots or log2 / exp2 of one segment would otherwise sit on the
+// path from one short segment to the next (pqi_value.h gives the same bits either way).
 class PqiBatch {
  public:
+  static constexpr int kSize = 64;
+
+  PqiBatch(const PqiRule& rule, double* pqi) : rule_(rule), pqi_(pqi) {}
+
   void add(const Accumulator& acc, int64_t segment) {
-    segment_.push_back(segment);
     const double nan = std::numeric_limits<double>::quiet_NaN();
-    sum_p_.push_back(acc.nonfinite > 0 ? nan : acc.sum_p);
-    sum_q_.push_back(acc.nonfinite > 0 ? nan : acc.sum_q);
-    count_.push_back(static_cast<double>(acc.count));
+    segment_[size_] = segment;
+    sum_p_[size_] = acc.nonfinite > 0 ? nan : acc.sum_p;
+    sum_q_[size_] = acc.nonfinite > 0 ? nan : acc.sum_q;
+    count_[size_] = static_cast<double>(acc.count);
+    if (++size_ == kSize) flush();
   }
 
-  void flush(double* pqi, const Exponents& ex) {
-    const size_t n = count_.size();
-    for (size_t i = 0; i < n; i += 4) {
-      f64x4 sum_p = splat(1.0), sum_q = splat(1.0), count = splat(2.0);  // padding lanes
-      for (size_t lane = 0; lane < 4 && i + lane < n; ++lane) {
-        sum_p[lane] = sum_p_[i + lane];
-        sum_q[lane] = sum_q_[i + lane];
-        count[lane] = count_[i + lane];
-      }
-      const f64x4 values = pqi_x4(sum_p, sum_q, count, ex.p, ex.q);
-      for (size_t lane = 0; lane < 4 && i + lane < n; ++lane) {
-        pqi[segment_[i + lane]] = values[lane];
-      }
+  void flush() {
+    for (int i = size_; i % 4 != 0; ++i) {  // padding lanes, never written out
+      sum_p_[i] = sum_q_[i] = 1.0;
+      count_[i] = 2.0;
     }
-    segment_.clear();
-    sum_p_.clear();
-    sum_q_.clear();
-    count_.clear();
+    for (int i = 0; i < size_; i += 4) {
+      f64x4 sum_p, sum_q, count;
+      __builtin_memcpy(&sum_p, sum_p_ + i, sizeof(sum_p));
+      __builtin_memcpy(&sum_q, sum_q_ + i, sizeof(sum_q));
+      __builtin_memcpy(&count, count_ + i, sizeof(count));
+      const f64x4 values = rule_(sum_p, sum_q, count);
+      for (int lane = 0; lane < 4 && i + lane < size_; ++lane) pqi_[segment_[i + lane]] = values[lane];
+    }
+    size_ = 0;
   }
 
  private:
-  std::vector<int64_t> segment_;
-  std::vector<double> sum_p_, sum_q_, count_;
+  const PqiRule& rule_;
+  double* pqi_;
+  int size_ = 0;
+  int64_t segment_[kSize];
+  double sum_p_[kSize], sum_q_[kSize], count_[kSize];
 };
 
 // A piece of a segment that crosses a tile boundary, kept until the tiles are done.
@@ -95,12 +99,13 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
   const int64_t tiles = tile_count(input.numel);
   // A tile holds at most two crossing pieces: its first segment's and its last one's.
   std::vector<BoundaryPiece> head(tiles), tail(tiles);
-  PowerSumsOutput sums_only = out;  // whole segments get their PQI from a batch
-  sums_only.pqi = nullptr;
+  const PqiRule rule(ex.p, ex.q);
+  PowerSumsOutput whole = out;  // whole segments get their PQI from a batch
+  whole.pqi = nullptr;
   int64_t nonfinite = 0;
 #pragma omp parallel reduction(+ : nonfinite)
   {
-    PqiBatch batch;
+    PqiBatch batch(rule, out.pqi);
 #pragma omp for schedule(static)
     for (int64_t tile = 0; tile < tiles; ++tile) {
       for_each_piece(input.offsets, input.num_segments, input.numel, tile, [&](const Piece& pc) {
@@ -110,10 +115,10 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
           (pc.starts_before_tile ? head : tail)[tile] = BoundaryPiece{pc.segment, acc};
           return;
         }
-        write_segment(acc, pc.segment, ex, sums_only);
+        write_segment(acc, pc.segment, rule, whole);
         if (out.pqi) batch.add(acc, pc.segment);
       });
-      if (out.pqi) batch.flush(out.pqi, ex);
+      if (out.pqi) batch.flush();
     }
   }
   // Merge the crossing pieces in flat order: pieces of one segment are consecutive.
@@ -124,14 +129,14 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
       open.acc.merge(next.acc, ex);
       return;
     }
-    if (open.segment >= 0) write_segment(open.acc, open.segment, ex, out);
+    if (open.segment >= 0) write_segment(open.acc, open.segment, rule, out);
     open = next;
   };
   for (int64_t tile = 0; tile < tiles; ++tile) {
     take(head[tile]);
     take(tail[tile]);
   }
-  if (open.segment >= 0) write_segment(open.acc, open.segment, ex, out);
+  if (open.segment >= 0) write_segment(open.acc, open.segment, rule, out);
   return nonfinite;
 }
 
@@ -143,9 +148,12 @@ struct OctetPieces {
     const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + piece.begin;
     const int64_t n = piece.end - piece.begin;
     Accumulator acc;
-    acc.count = count_live(mask, n);
+    acc.count = mask == nullptr ? n : count_live(mask, n);
     const OctetSpan<E> span{params, mask, n, input.numel - piece.begin};
-    sum_powers_by_octets<E, kP, kQ>(span, acc.sum_p, acc.sum_q);
+    const PowerPair sums = mask == nullptr ? sum_powers_by_octets<E, kP, kQ, false>(span)
+                                           : sum_powers_by_octets<E, kP, kQ, true>(span);
+    acc.sum_p = sums.p;
+    acc.sum_q = sums.q;
     return finish_unscaled<E>(params, mask, n, acc);
   }
 };
@@ -202,10 +210,11 @@ int64_t power_sums(const SegmentedBuffer& input, double p, double q, const Power
   const bool scaled = input.dtype == ScalarType::kFloat64 || q > 6.0 || generic_in_float32;
   const bool by_octets = !scaled && !any_generic;
   const Exponents ex{p, q, kind_p, kind_q, scaled, generic_in_float32, by_octets};
+  const PqiRule rule(p, q);
   // Empty segments are never visited by a tile.
 #pragma omp parallel for schedule(static)
   for (int64_t s = 0; s < input.num_segments; ++s) {
-    if (input.offsets[s] == input.offsets[s + 1]) write_segment(Accumulator{}, s, ex, out);
+    if (input.offsets[s] == input.offsets[s + 1]) write_segment(Accumulator{}, s, rule, out);
   }
   switch (input.dtype) {
     case ScalarType::kFloat32: return power_sums_for<Float32Element>(input, ex, out);

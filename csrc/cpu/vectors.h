@@ -28,6 +28,15 @@ inline f32x8 splat8(float value) {
   return f32x8{value, value, value, value, value, value, value, value};
 }
 
+inline f64x4 sqrt4(f64x4 x) {
+#if defined(__AVX__)
+  return (f64x4)(_mm256_sqrt_pd((__m256d)(x)));
+#else
+  return f64x4{__builtin_sqrt(x[0]), __builtin_sqrt(x[1]), __builtin_sqrt(x[2]),
+               __builtin_sqrt(x[3])};
+#endif
+}
+
 // The two halves of eight floats, each widened to four doubles. (GCC lowers
 // __builtin_convertvector of four floats to two-lane conversions and shuffles, so AVX builds
 // say vcvtps2pd directly.)
