@@ -5,9 +5,11 @@
 
 #include <cstdint>
 
+#include "sap_kernels/apply_mask.h"
 #include "sap_kernels/pqi.h"
 #include "sap_kernels/power_sums.h"
 #include "sap_kernels/sap_counts.h"
+#include "sap_kernels/topk_mask.h"
 
 namespace py = pybind11;
 using namespace sap_kernels;
@@ -58,6 +60,24 @@ void prune_counts(uintptr_t pqi, uintptr_t count, int64_t num_segments, double p
                        SapParameters{p, q, eta_r, gamma, beta}, address<int64_t>(out));
 }
 
+void topk_mask(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel, uintptr_t offsets,
+               int64_t num_segments, uintptr_t keep, uintptr_t out) {
+  const SegmentedBuffer input = segmented_buffer(params, dtype, mask, numel, offsets, num_segments);
+  py::gil_scoped_release release;
+  segmented_topk_mask_cpu(input, address<const int64_t>(keep), address<uint8_t>(out));
+}
+
+int64_t count_nonfinite(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel) {
+  const SegmentedBuffer input = segmented_buffer(params, dtype, mask, numel, 0, 0);
+  py::gil_scoped_release release;
+  return count_nonfinite_live_cpu(input);
+}
+
+void apply_mask(uintptr_t params, int32_t element_size, uintptr_t mask, int64_t numel) {
+  py::gil_scoped_release release;
+  apply_mask_cpu(address<void>(params), element_size, address<const uint8_t>(mask), numel);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -67,5 +87,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("pqi", &pqi, "PQ Index per segment; returns the number of non-finite live entries.");
   m.def("retain_bound", &retain_bound, "SAP retained-count bound (Theorem 2).");
   m.def("prune_counts", &prune_counts, "SAP prune counts.");
+  m.def("topk_mask", &topk_mask, "Exact per-segment magnitude mask (keep counts per segment).");
+  m.def("count_nonfinite", &count_nonfinite, "The number of live NaN / inf entries.");
+  m.def("apply_mask", &apply_mask, "Zeroes in place the entries whose mask byte is 0.");
   m.attr("has_cuda") = false;
 }

@@ -1,7 +1,8 @@
 """sap_kernels: fused kernels for sparsity-informed pruning (PQ Index and SAP).
 
-Segmented ℓp/ℓq power sums, the PQ Index and the SAP prune counts over flat parameter buffers,
-on the CPU (compiled C++) with a pure-PyTorch reference (``sap_kernels.reference``).
+Segmented ℓp/ℓq power sums, the PQ Index, the SAP prune counts, exact per-segment magnitude
+masks and the fused SAP step over flat parameter buffers, on the CPU (compiled C++) with a
+pure-PyTorch reference (``sap_kernels.reference``).
 """
 
 from ._dispatch import BACKENDS
@@ -9,7 +10,9 @@ from ._native import native_available
 from .power_sums import PowerSums, segmented_power_sums
 from .pqi import segmented_pqi
 from .sap_counts import sap_prune_counts, sap_retain_bound
+from .sap_step import SAPStep, sap_step
 from .segments import SCOPES, Segments
+from .topk_mask import apply_mask, segmented_topk_mask
 
 __version__ = "0.1.0"
 
@@ -17,10 +20,14 @@ __all__ = [
     "BACKENDS",
     "SCOPES",
     "PowerSums",
+    "SAPStep",
     "Segments",
+    "apply_mask",
     "native_available",
     "sap_prune_counts",
     "sap_retain_bound",
+    "sap_step",
     "segmented_power_sums",
     "segmented_pqi",
+    "segmented_topk_mask",
 ]

@@ -66,12 +66,19 @@ def check_nan_policy(op: str, nan_policy: str) -> str:
     return nan_policy
 
 
-def nonfinite_error(op: str, how_many: int, bad_segments: torch.Tensor) -> ValueError:
-    """The error for NaN / inf in live entries; bad_segments lists the segments that hold them."""
+def nonfinite_error(
+    op: str, how_many: int, bad_segments: torch.Tensor, *, can_propagate: bool = True
+) -> ValueError:
+    """The error for NaN / inf in live entries; bad_segments lists the segments that hold them.
+    can_propagate: whether op has a nan_policy that would accept them."""
     shown = bad_segments[:10].tolist()
     more = f" and {bad_segments.numel() - 10} more" if bad_segments.numel() > 10 else ""
+    hint = (
+        "; pass nan_policy='propagate' to get NaN for those segments instead"
+        if can_propagate
+        else " (a magnitude order needs finite values; mask them out or fix them)"
+    )
     return ValueError(
         f"{op}: params must be finite where live, got {how_many} NaN or inf live "
-        f"entr{'y' if how_many == 1 else 'ies'} in segment(s) {shown}{more}; "
-        "pass nan_policy='propagate' to get NaN for those segments instead"
+        f"entr{'y' if how_many == 1 else 'ies'} in segment(s) {shown}{more}{hint}"
     )

@@ -6,7 +6,7 @@ import torch
 
 from . import reference
 from ._native import native
-from .power_sums import _power_sums, check_power_sums_inputs, native_arguments
+from .power_sums import ValidInputs, _power_sums, check_power_sums_inputs, native_arguments
 from .segments import Segments
 
 
@@ -41,11 +41,19 @@ def segmented_pqi(
     """
     op = "segmented_pqi"
     inputs = check_power_sums_inputs(op, params, segments, p, q, mask, nan_policy, backend)
+    return pqi_and_count(op, inputs)[0]
+
+
+def pqi_and_count(op: str, inputs: ValidInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """(PQI float64 [S], live count int64 [S]) of validated inputs, one pass on the CPU."""
     if inputs.backend != "cpu":
         sums = _power_sums(op, inputs)
-        return reference.pqi_from_power_sums(sums.sum_p, sums.sum_q, sums.count, inputs.p, inputs.q)
-    out = torch.empty(inputs.offsets.numel() - 1, dtype=torch.float64)
-    nonfinite = native(op).pqi(*native_arguments(inputs), out.data_ptr(), 0)
+        pqi = reference.pqi_from_power_sums(sums.sum_p, sums.sum_q, sums.count, inputs.p, inputs.q)
+        return pqi, sums.count
+    num_segments = inputs.offsets.numel() - 1
+    pqi = torch.empty(num_segments, dtype=torch.float64)
+    count = torch.empty(num_segments, dtype=torch.int64)
+    nonfinite = native(op).pqi(*native_arguments(inputs), pqi.data_ptr(), count.data_ptr())
     if nonfinite and inputs.nan_policy == "raise":
         _power_sums(op, inputs)  # raises, naming the segments that hold them
-    return out
+    return pqi, count

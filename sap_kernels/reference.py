@@ -94,3 +94,41 @@ def nonfinite_live(params: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
     """Bool per element: a live entry that is NaN or inf."""
     bad = ~params.isfinite()
     return bad if mask is None else bad & mask
+
+
+def topk_mask(
+    params: torch.Tensor, offsets: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Bool mask keeping, in each segment, the min(k[s], d) live entries of largest |w|; among
+    equal |w| the lower flat index is kept. By sorting: the whole buffer ordered by |w|
+    descending (stable, so equal |w| stay in index order), then grouped by segment (stable)."""
+    n = params.numel()
+    ids = segment_ids(offsets)
+    live = torch.ones(n, dtype=torch.bool, device=params.device) if mask is None else mask
+    magnitude = torch.where(live, params.double().abs(), -1.0)  # dead entries sort last
+    order = torch.sort(magnitude, descending=True, stable=True).indices
+    order = order[torch.sort(ids[order], stable=True).indices]
+    rank = torch.arange(n, device=params.device) - offsets[ids[order]]
+    kept = (rank < k.to(params.device)[ids[order]]) & live[order]
+    out = torch.zeros(n, dtype=torch.bool, device=params.device)
+    out[order] = kept
+    return out
+
+
+def sap_step(
+    params: torch.Tensor,
+    offsets: torch.Tensor,
+    p: float,
+    q: float,
+    mask: torch.Tensor | None = None,
+    eta_r: float = 0.0,
+    gamma: float = 1.0,
+    beta: float = 0.9,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(new mask, pqi, count, n_prune): one SAP iteration, prune counts from the PQI, then the
+    mask that keeps count - n_prune entries of largest |w| per segment."""
+    _, sum_p, sum_q, count = power_sums(params, offsets, p, q, mask)
+    pqi_values = pqi_from_power_sums(sum_p, sum_q, count, p, q)
+    n_prune = prune_counts(pqi_values, count, p, q, eta_r, gamma, beta)
+    new_mask = topk_mask(params, offsets, count - n_prune, mask)
+    return new_mask, pqi_values, count, n_prune

@@ -152,3 +152,40 @@ def positive_vectors(
     element = st.floats(low, high, allow_nan=False, allow_infinity=False)
     values = draw(st.lists(element, min_size=min_size, max_size=max_size))
     return torch.tensor(values, dtype=torch.float64)
+
+
+# k beyond any segment: an int64 count no kernel may add to or narrow without overflowing
+HUGE_K = 2**62
+
+
+@st.composite
+def keep_counts(draw: st.DrawFn, case: Case) -> int | torch.Tensor:
+    """k for segmented_topk_mask over case: an int (0, small, up to the longest segment and
+    past it, or huge), or an int64 tensor [S] whose counts are each 0, d - 1, d, d + 1, past
+    the segment, huge or anything from 0 to past the segment (d = live entries)."""
+    lengths = case.segments.lengths()
+    if draw(st.booleans()):
+        longest = int(lengths.max()) if lengths.numel() else 0
+        small = st.sampled_from((0, 1, 2))
+        return draw(st.one_of(small, st.integers(0, longest + 2), st.just(HUGE_K)))
+    if case.mask is None:
+        live = lengths.clone()
+    else:
+        running = torch.cat([torch.zeros(1, dtype=torch.int64), case.mask.long().cumsum(0)])
+        live = running[case.offsets].diff()
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
+    anything = (torch.rand(lengths.numel(), generator=gen) * (lengths + 3)).long()
+    options = torch.stack(
+        [
+            torch.zeros_like(live),
+            (live - 1).clamp(min=0),
+            live,
+            live + 1,
+            lengths + 5,
+            torch.full_like(live, HUGE_K),
+            anything,
+            anything,
+        ]
+    )
+    choice = torch.randint(options.shape[0], (1, lengths.numel()), generator=gen)
+    return options.gather(0, choice).view(-1)

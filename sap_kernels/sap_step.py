@@ -1,0 +1,69 @@
+"""sap_step: one whole SAP iteration (Diao et al., ICLR 2023, Algorithm 1) over a flat buffer."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .power_sums import check_power_sums_inputs
+from .pqi import pqi_and_count
+from .sap_counts import sap_prune_counts
+from .segments import Segments
+from .topk_mask import topk_mask_of
+
+
+class SAPStep(NamedTuple):
+    """The result of one SAP iteration.
+
+    mask: bool [numel], the new mask; pqi: float64 [S]; count: int64 [S], live entries before
+    the step; n_prune: int64 [S], entries pruned by the step in each segment.
+    """
+
+    mask: torch.Tensor
+    pqi: torch.Tensor
+    count: torch.Tensor
+    n_prune: torch.Tensor
+
+
+def sap_step(
+    params: torch.Tensor,
+    segments: Segments | torch.Tensor,
+    p: float,
+    q: float,
+    mask: torch.Tensor | None = None,
+    eta_r: float = 0.0,
+    gamma: float = 1.0,
+    beta: float = 0.9,
+    *,
+    backend: str | None = None,
+) -> SAPStep:
+    """One SAP iteration: per segment the PQ Index I of the live entries, the prune count
+
+        c = floor(max(0, min(gamma (d - r), beta d))),
+        r = d (1 + eta_r)^(-q/(q-p)) (1 - I)^(qp/(q-p))
+
+    and the new mask, which prunes exactly c live entries, the smallest |w| first (among equal
+    |w| the higher flat index first). It equals, bit for bit, ``segmented_pqi`` then
+    ``sap_prune_counts`` then ``segmented_topk_mask(k = d - c)``.
+
+    Args:
+        params: 1-D contiguous float32 / float64 / float16 / bfloat16 buffer, finite where live.
+        segments: a ``Segments`` or 1-D int64 offsets (length S + 1, ending at params.numel()).
+        p, q: exponents, 0 < p < q.
+        mask: optional bool tensor of params.numel() elements; False entries are already pruned.
+        eta_r, gamma, beta: the paper's hyper-parameters (eta_r >= 0, gamma >= 0, 0 <= beta <= 1).
+        backend: ``"cpu"`` (C++), ``"torch"`` (reference) or None (fastest available).
+
+    Returns:
+        SAPStep(mask, pqi, count, n_prune).
+    """
+    op = "sap_step"
+    inputs = check_power_sums_inputs(op, params, segments, p, q, mask, "raise", backend)
+    pqi, count = pqi_and_count(op, inputs)
+    n_prune = sap_prune_counts(pqi, count, p, q, eta_r, gamma, beta, backend=inputs.backend)
+    # The power sums have checked that every live entry is finite.
+    new_mask = torch.empty(inputs.params.numel(), dtype=torch.bool)
+    keep = (count - n_prune).contiguous()
+    topk_mask_of(op, inputs.params, inputs.offsets, keep, inputs.mask, new_mask, inputs.backend)
+    return SAPStep(new_mask, pqi, count, n_prune)

@@ -1,0 +1,160 @@
+"""segmented_topk_mask: exact per-segment magnitude masks; apply_mask: zero what they prune."""
+
+from __future__ import annotations
+
+import torch
+
+from . import reference
+from ._checks import DTYPE_CODES, check_mask, check_params, nonfinite_error
+from ._dispatch import resolve_backend
+from ._native import native, native_available
+from .segments import Segments, as_segments
+
+
+def check_keep_counts(op: str, k: object, num_segments: int) -> torch.Tensor:
+    """k as an int64 tensor [S] of non-negative counts (an int is the same k for every segment)."""
+    if isinstance(k, bool):
+        raise TypeError(f"{op}: k must be an int or an int64 tensor, got bool")
+    if isinstance(k, int):
+        if k < 0:
+            raise ValueError(f"{op}: k must be >= 0, got k = {k}")
+        return torch.full((num_segments,), k, dtype=torch.int64)
+    if not isinstance(k, torch.Tensor):
+        raise TypeError(f"{op}: k must be an int or an int64 tensor, got {type(k).__name__}")
+    if k.dtype != torch.int64:
+        raise TypeError(f"{op}: k must have dtype torch.int64, got {k.dtype}")
+    if k.dim() != 1 or k.numel() != num_segments:
+        raise ValueError(
+            f"{op}: k must be an int or a 1-D tensor of one count per segment, shape "
+            f"[{num_segments}]; got shape {list(k.shape)}"
+        )
+    k = k.to("cpu").contiguous()
+    if num_segments and int(k.min()) < 0:
+        first = int((k < 0).nonzero()[0, 0])
+        raise ValueError(
+            f"{op}: k must be >= 0 in every segment, got k[{first}] = {int(k[first])}"
+        )
+    return k
+
+
+def check_out(op: str, out: object, params: torch.Tensor) -> torch.Tensor:
+    if out is None:
+        return torch.empty(params.numel(), dtype=torch.bool, device=params.device)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{op}: out must be a bool torch.Tensor or None, got {type(out).__name__}")
+    if out.dtype != torch.bool or out.dim() != 1 or out.numel() != params.numel():
+        raise ValueError(
+            f"{op}: out must be a 1-D bool tensor of params.numel() = {params.numel()} "
+            f"elements, got dtype {out.dtype}, shape {tuple(out.shape)}"
+        )
+    if not out.is_contiguous():
+        raise ValueError(f"{op}: out must be contiguous, got stride {out.stride()}")
+    return out
+
+
+def raise_if_nonfinite(
+    op: str, params: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor | None
+) -> None:
+    """NaN / inf live entries have no place in a magnitude order: a clear error."""
+    if params.device.type == "cpu" and native_available():
+        native_count = native(op).count_nonfinite(
+            params.data_ptr(),
+            DTYPE_CODES[params.dtype],
+            0 if mask is None else mask.data_ptr(),
+            params.numel(),
+        )
+        if native_count == 0:
+            return
+    bad = reference.nonfinite_live(params, mask)
+    how_many = int(bad.sum())
+    if how_many:
+        positions = bad.nonzero().flatten()
+        segments = torch.searchsorted(offsets, positions, right=True) - 1
+        raise nonfinite_error(op, how_many, segments.unique(), can_propagate=False)
+
+
+def segmented_topk_mask(
+    params: torch.Tensor,
+    segments: Segments | torch.Tensor,
+    k: int | torch.Tensor,
+    mask: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """The mask that keeps, in each segment, the ``min(k, d)`` live entries of largest ``|w|``
+    (d = live entries of the segment); among equal ``|w|`` the lower flat index is kept.
+    Dead entries (mask False) stay False.
+
+    Args:
+        params: 1-D contiguous float32 / float64 / float16 / bfloat16 buffer, finite where live.
+        segments: a ``Segments`` or 1-D int64 offsets (length S + 1, ending at params.numel()).
+        k: entries to keep per segment: an int, or an int64 tensor [S]; every k >= 0.
+        mask: optional bool tensor of params.numel() elements; False entries take no part.
+        out: optional contiguous bool tensor [params.numel()] to write the mask into.
+        backend: ``"cpu"`` (C++), ``"torch"`` (reference) or None (fastest available).
+
+    Returns:
+        bool tensor [params.numel()] (``out`` when given).
+    """
+    op = "segmented_topk_mask"
+    params = check_params(op, params)
+    mask = check_mask(op, mask, params)
+    segments = as_segments(op, segments, params.numel())
+    offsets = segments.offsets_on(params.device)
+    keep = check_keep_counts(op, k, offsets.numel() - 1)
+    out = check_out(op, out, params)
+    backend = resolve_backend(op, backend, params.device)
+    raise_if_nonfinite(op, params, offsets, mask)
+    return topk_mask_of(op, params, offsets, keep, mask, out, backend)
+
+
+def topk_mask_of(
+    op: str,
+    params: torch.Tensor,
+    offsets: torch.Tensor,
+    keep: torch.Tensor,
+    mask: torch.Tensor | None,
+    out: torch.Tensor,
+    backend: str,
+) -> torch.Tensor:
+    """The mask of validated, finite inputs into out, on backend."""
+    if backend != "cpu":
+        out.copy_(reference.topk_mask(params, offsets, keep, mask))
+        return out
+    native(op).topk_mask(
+        params.data_ptr(),
+        DTYPE_CODES[params.dtype],
+        0 if mask is None else mask.data_ptr(),
+        params.numel(),
+        offsets.data_ptr(),
+        offsets.numel() - 1,
+        keep.data_ptr(),
+        out.data_ptr(),
+    )
+    return out
+
+
+def apply_mask(params: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Zeroes, in place, the entries of params where mask is False (one pass), for pruners that
+    keep the zeros in the weights.
+
+    Args:
+        params: contiguous tensor of any shape and floating dtype.
+        mask: bool tensor of params.numel() elements.
+
+    Returns:
+        params.
+    """
+    op = "apply_mask"
+    if not isinstance(params, torch.Tensor) or not params.is_floating_point():
+        raise TypeError(f"{op}: params must be a floating-point torch.Tensor, got {params!r:.80}")
+    if not params.is_contiguous():
+        raise ValueError(f"{op}: params must be contiguous; got stride {params.stride()}")
+    mask = check_mask(op, mask, params)
+    if params.device.type == "cpu" and native_available() and params.element_size() in (2, 4, 8):
+        size = params.element_size()
+        native(op).apply_mask(params.data_ptr(), size, mask.data_ptr(), mask.numel())
+    else:
+        params.view(-1).masked_fill_(~mask, 0)
+    return params
