@@ -76,9 +76,7 @@ def sap_prune_counts(
     """
     op = "sap_prune_counts"
     pqi, count, p, q = _check_inputs(op, pqi, count, p, q)
-    eta_r = _check_real(op, "eta_r", eta_r, low=0.0)
-    gamma = _check_real(op, "gamma", gamma, low=0.0)
-    beta = _check_real(op, "beta", beta, low=0.0, high=1.0)
+    eta_r, gamma, beta = check_sap_parameters(op, eta_r, gamma, beta)
     if resolve_backend(op, backend, pqi.device) != "cpu":
         return reference.prune_counts(pqi, count, p, q, eta_r, gamma, beta)
     out = torch.empty(pqi.numel(), dtype=torch.int64)
@@ -86,6 +84,17 @@ def sap_prune_counts(
         pqi.data_ptr(), count.data_ptr(), pqi.numel(), p, q, eta_r, gamma, beta, out.data_ptr()
     )
     return out
+
+
+def check_sap_parameters(
+    op: str, eta_r: float, gamma: float, beta: float
+) -> tuple[float, float, float]:
+    """eta_r >= 0, gamma >= 0 and 0 <= beta <= 1, as floats; errors carry op's name."""
+    return (
+        _check_real(op, "eta_r", eta_r, low=0.0),
+        _check_real(op, "gamma", gamma, low=0.0),
+        _check_real(op, "beta", beta, low=0.0, high=1.0),
+    )
 
 
 def _check_inputs(

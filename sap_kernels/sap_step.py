@@ -8,7 +8,7 @@ import torch
 
 from .power_sums import check_power_sums_inputs
 from .pqi import pqi_and_count
-from .sap_counts import sap_prune_counts
+from .sap_counts import check_sap_parameters, sap_prune_counts
 from .segments import Segments
 from .topk_mask import topk_mask_of
 
@@ -60,6 +60,7 @@ def sap_step(
     """
     op = "sap_step"
     inputs = check_power_sums_inputs(op, params, segments, p, q, mask, "raise", backend)
+    check_sap_parameters(op, eta_r, gamma, beta)
     pqi, count = pqi_and_count(op, inputs)
     n_prune = sap_prune_counts(pqi, count, p, q, eta_r, gamma, beta, backend=inputs.backend)
     # The power sums have checked that every live entry is finite.

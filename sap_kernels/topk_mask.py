@@ -10,14 +10,16 @@ from ._dispatch import resolve_backend
 from ._native import native, native_available
 from .segments import Segments, as_segments
 
+INT64_MAX = 2**63 - 1
+
 
 def check_keep_counts(op: str, k: object, num_segments: int) -> torch.Tensor:
     """k as an int64 tensor [S] of non-negative counts (an int is the same k for every segment)."""
     if isinstance(k, bool):
         raise TypeError(f"{op}: k must be an int or an int64 tensor, got bool")
     if isinstance(k, int):
-        if k < 0:
-            raise ValueError(f"{op}: k must be >= 0, got k = {k}")
+        if k < 0 or k > INT64_MAX:
+            raise ValueError(f"{op}: k must be >= 0 and fit in int64 (<= 2^63 - 1), got k = {k}")
         return torch.full((num_segments,), k, dtype=torch.int64)
     if not isinstance(k, torch.Tensor):
         raise TypeError(f"{op}: k must be an int or an int64 tensor, got {type(k).__name__}")
