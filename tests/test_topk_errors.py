@@ -114,6 +114,7 @@ SAP_STEP_CASES = {
     "bool beta": ({"beta": True}, TypeError, ["beta", "bool"]),
 }
 
+
 def assert_message(error: BaseException, op: str, fragments: list[str]) -> None:
     message = str(error)
     assert message.startswith(f"{op}: "), message
