@@ -76,7 +76,7 @@ def nonfinite_error(
     hint = (
         "; pass nan_policy='propagate' to get NaN for those segments instead"
         if can_propagate
-        else " (a magnitude order needs finite values; mask them out or fix them)"
+        else " (mask them out or make them finite)"
     )
     return ValueError(
         f"{op}: params must be finite where live, got {how_many} NaN or inf live "

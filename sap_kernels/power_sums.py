@@ -46,6 +46,8 @@ class ValidInputs(NamedTuple):
     q: float
     nan_policy: str
     backend: str
+    # whether op takes a nan_policy (its NaN / inf error then suggests "propagate")
+    has_nan_policy: bool = True
 
 
 def check_power_sums_inputs(
@@ -111,7 +113,8 @@ def _power_sums(op: str, inputs: ValidInputs) -> PowerSums:
             int(reference.nonfinite_live(inputs.params, inputs.mask).sum()) if has_nan else 0
         )
     if nonfinite and inputs.nan_policy == "raise":
-        raise nonfinite_error(op, nonfinite, sums.sum_p.isnan().nonzero().view(-1))
+        bad_segments = sums.sum_p.isnan().nonzero().view(-1)
+        raise nonfinite_error(op, nonfinite, bad_segments, can_propagate=inputs.has_nan_policy)
     return sums
 
 

@@ -60,6 +60,7 @@ def sap_step(
     """
     op = "sap_step"
     inputs = check_power_sums_inputs(op, params, segments, p, q, mask, "raise", backend)
+    inputs = inputs._replace(has_nan_policy=False)
     check_sap_parameters(op, eta_r, gamma, beta)
     pqi, count = pqi_and_count(op, inputs)
     n_prune = sap_prune_counts(pqi, count, p, q, eta_r, gamma, beta, backend=inputs.backend)
