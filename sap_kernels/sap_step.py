@@ -66,6 +66,6 @@ def sap_step(
     n_prune = sap_prune_counts(pqi, count, p, q, eta_r, gamma, beta, backend=inputs.backend)
     # The power sums have checked that every live entry is finite.
     new_mask = torch.empty(inputs.params.numel(), dtype=torch.bool)
-    keep = (count - n_prune).contiguous()
+    keep = count - n_prune
     topk_mask_of(op, inputs.params, inputs.offsets, keep, inputs.mask, new_mask, inputs.backend)
     return SAPStep(new_mask, pqi, count, n_prune)

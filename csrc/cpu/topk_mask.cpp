@@ -15,8 +15,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "accumulator.h"
 #include "element.h"
 #include "radix_select.h"
+#include "tiles.h"
 
 namespace sap_kernels {
 namespace {
@@ -53,14 +55,6 @@ void write_mask(const Keys<E>& keys, int64_t begin, int64_t end,
 template <class E>
 void write_live(const Keys<E>& keys, int64_t begin, int64_t end, uint8_t value, uint8_t* out) {
   for (int64_t i = begin; i < end; ++i) out[i] = keys.live(i) ? value : 0;
-}
-
-template <class E>
-int64_t count_live_range(const Keys<E>& keys, int64_t begin, int64_t end) {
-  if (keys.mask == nullptr) return end - begin;
-  int64_t live = 0;
-  for (int64_t i = begin; i < end; ++i) live += keys.mask[i] != 0;
-  return live;
 }
 
 // A segment of a few entries: its live keys gathered, then selected among directly.
@@ -124,7 +118,7 @@ void select_large(const Keys<E>& keys, int64_t begin, int64_t end, int64_t keep,
   using Bits = typename E::Bits;
   const int threads = omp_get_max_threads();
   const Shares shares{begin, end, threads};
-  const int64_t live = count_live_range(keys, begin, end);
+  const int64_t live = count_live(keys.mask ? keys.mask + begin : nullptr, end - begin);
   if (keep <= 0 || live == 0 || keep >= live) {
     const uint8_t value = keep > 0 ? 1 : 0;
 #pragma omp parallel for schedule(static)
@@ -204,19 +198,16 @@ void topk_mask_for(const SegmentedBuffer& input, const int64_t* keep, uint8_t* o
   for (const int64_t s : large) select_large(keys, offsets[s], offsets[s + 1], keep[s], out);
 }
 
+// count_nonfinite (accumulator.h) tile by tile, over all cores.
 template <class E>
 int64_t count_nonfinite_for(const SegmentedBuffer& input) {
   const auto* params = static_cast<const typename E::Bits*>(input.params);
-  const uint8_t* mask = input.mask;
   int64_t found = 0;
-  if (mask == nullptr) {
-#pragma omp parallel for simd schedule(static) reduction(+ : found)
-    for (int64_t i = 0; i < input.numel; ++i) found += (params[i] & E::kAbsMask) >= E::kInfBits;
-    return found;
-  }
-#pragma omp parallel for simd schedule(static) reduction(+ : found)
-  for (int64_t i = 0; i < input.numel; ++i) {
-    found += (mask[i] != 0) & ((params[i] & E::kAbsMask) >= E::kInfBits);
+#pragma omp parallel for schedule(static) reduction(+ : found)
+  for (int64_t tile = 0; tile < tile_count(input.numel); ++tile) {
+    const int64_t begin = tile * kTileSize;
+    const int64_t n = std::min(kTileSize, input.numel - begin);
+    found += count_nonfinite<E>(params + begin, input.mask ? input.mask + begin : nullptr, n);
   }
   return found;
 }
