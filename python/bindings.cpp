@@ -9,6 +9,7 @@
 #include "sap_kernels/pqi.h"
 #include "sap_kernels/power_sums.h"
 #include "sap_kernels/sap_counts.h"
+#include "sap_kernels/sap_step.h"
 #include "sap_kernels/topk_mask.h"
 
 namespace py = pybind11;
@@ -67,6 +68,16 @@ void topk_mask(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel, u
   segmented_topk_mask_cpu(input, address<const int64_t>(keep), address<uint8_t>(out));
 }
 
+// Returns the number of non-finite live entries (the outputs are then not to be used).
+int64_t sap_step(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel, uintptr_t offsets,
+                 int64_t num_segments, double p, double q, double eta_r, double gamma, double beta,
+                 uintptr_t pqi, uintptr_t count, uintptr_t prune, uintptr_t out) {
+  const SegmentedBuffer input = segmented_buffer(params, dtype, mask, numel, offsets, num_segments);
+  py::gil_scoped_release release;
+  return sap_step_cpu(input, SapParameters{p, q, eta_r, gamma, beta}, address<double>(pqi),
+                      address<int64_t>(count), address<int64_t>(prune), address<uint8_t>(out));
+}
+
 int64_t count_nonfinite(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel) {
   const SegmentedBuffer input = segmented_buffer(params, dtype, mask, numel, 0, 0);
   py::gil_scoped_release release;
@@ -88,6 +99,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("retain_bound", &retain_bound, "SAP retained-count bound (Theorem 2).");
   m.def("prune_counts", &prune_counts, "SAP prune counts.");
   m.def("topk_mask", &topk_mask, "Exact per-segment magnitude mask (keep counts per segment).");
+  m.def("sap_step", &sap_step, "One fused SAP step: PQI, counts, prune counts and the new mask.");
   m.def("count_nonfinite", &count_nonfinite, "The number of live NaN / inf entries.");
   m.def("apply_mask", &apply_mask, "Zeroes in place the entries whose mask byte is 0.");
   m.attr("has_cuda") = false;

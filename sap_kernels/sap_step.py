@@ -6,7 +6,8 @@ from typing import NamedTuple
 
 import torch
 
-from .power_sums import check_power_sums_inputs
+from ._native import native
+from .power_sums import ValidInputs, _power_sums, check_power_sums_inputs, native_arguments
 from .pqi import pqi_and_count
 from .sap_counts import check_sap_parameters, sap_prune_counts
 from .segments import Segments
@@ -62,10 +63,34 @@ def sap_step(
     inputs = check_power_sums_inputs(op, params, segments, p, q, mask, "raise", backend)
     inputs = inputs._replace(has_nan_policy=False)
     check_sap_parameters(op, eta_r, gamma, beta)
+    if inputs.backend == "cpu":
+        return fused_step(op, inputs, eta_r, gamma, beta)
     pqi, count = pqi_and_count(op, inputs)
     n_prune = sap_prune_counts(pqi, count, p, q, eta_r, gamma, beta, backend=inputs.backend)
     # The power sums have checked that every live entry is finite.
     new_mask = torch.empty(inputs.params.numel(), dtype=torch.bool)
     keep = count - n_prune
     topk_mask_of(op, inputs.params, inputs.offsets, keep, inputs.mask, new_mask, inputs.backend)
+    return SAPStep(new_mask, pqi, count, n_prune)
+
+
+def fused_step(op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta: float) -> SAPStep:
+    """The whole step in one native call: a segment that fits a tile is read from memory once."""
+    num_segments = inputs.offsets.numel() - 1
+    pqi = torch.empty(num_segments, dtype=torch.float64)
+    count = torch.empty(num_segments, dtype=torch.int64)
+    n_prune = torch.empty(num_segments, dtype=torch.int64)
+    new_mask = torch.empty(inputs.params.numel(), dtype=torch.bool)
+    nonfinite = native(op).sap_step(
+        *native_arguments(inputs),
+        eta_r,
+        gamma,
+        beta,
+        pqi.data_ptr(),
+        count.data_ptr(),
+        n_prune.data_ptr(),
+        new_mask.data_ptr(),
+    )
+    if nonfinite:
+        _power_sums(op, inputs)  # raises, naming the segments that hold them
     return SAPStep(new_mask, pqi, count, n_prune)

@@ -13,7 +13,7 @@
 // Precision per term: ~1e-13 relative for float64 parameters and the exponents 1, 2, 3, 4;
 // on 16/32-bit parameters 0.5 and 1.5 use the float32 square root (octets.h) and generic
 // exponents float32 log2 / exp2 (powers_f32.h), ~1e-7. Sums are always accumulated in double.
-// This file is compiled once per instruction set (see power_sums_dispatch.cpp).
+// This file is compiled once per instruction set (see isa_dispatch.cpp).
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -23,8 +23,8 @@
 #include "accumulator.h"
 #include "chunked_sums.h"
 #include "element.h"
+#include "isa_kernels.h"
 #include "octets.h"
-#include "power_sums_isa.h"
 #include "powers.h"
 #include "powers_f32.h"
 #include "pqi_value.h"
@@ -108,6 +108,7 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
     PqiBatch batch(rule, out.pqi);
 #pragma omp for schedule(static)
     for (int64_t tile = 0; tile < tiles; ++tile) {
+      int64_t first_whole = -1, last_whole = -1;
       for_each_piece(input.offsets, input.num_segments, input.numel, tile, [&](const Piece& pc) {
         const Accumulator acc = sum_piece(input, pc, ex);
         nonfinite += acc.nonfinite;
@@ -117,8 +118,12 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
         }
         write_segment(acc, pc.segment, rule, whole);
         if (out.pqi) batch.add(acc, pc.segment);
+        if (first_whole < 0) first_whole = pc.segment;
+        last_whole = pc.segment;
       });
       if (out.pqi) batch.flush();
+      const WholeSegmentsHook& hook = out.after_whole_segments;
+      if (hook.call != nullptr && first_whole >= 0) hook.call(hook.context, first_whole, last_whole + 1);
     }
   }
   // Merge the crossing pieces in flat order: pieces of one segment are consecutive.

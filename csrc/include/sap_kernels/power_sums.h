@@ -21,6 +21,13 @@ struct SegmentedBuffer {
   int64_t num_segments;
 };
 
+// Called on the thread that read a tile, once the outputs of the segments that lie wholly
+// inside it, [first, last), are written: their entries are still in cache.
+struct WholeSegmentsHook {
+  void (*call)(void* context, int64_t first, int64_t last) = nullptr;
+  void* context = nullptr;
+};
+
 // Per-segment outputs, each [S]; a nullptr output is not written.
 struct PowerSumsOutput {
   double* scale;
@@ -28,6 +35,7 @@ struct PowerSumsOutput {
   double* sum_q;
   int64_t* count;  // live entries
   double* pqi;     // the PQ Index, from the sums (see pqi.h)
+  WholeSegmentsHook after_whole_segments = {};
 };
 
 // Fills the outputs for every segment. Returns the number of non-finite (NaN or inf) live

@@ -18,6 +18,9 @@ struct SapParameters {
 void sap_retain_bound_cpu(const double* pqi, const int64_t* count, int64_t num_segments,
                           const SapParameters& params, double* retain);
 
+// The prune count of one segment (compiled once, so every caller gets the same bits).
+int64_t sap_prune_count(double pqi, int64_t count, const SapParameters& params);
+
 void sap_prune_counts_cpu(const double* pqi, const int64_t* count, int64_t num_segments,
                           const SapParameters& params, int64_t* prune);
 

@@ -1,0 +1,75 @@
+// The bracket read of select_bracket.h, 32 float32 entries a step with AVX2: compares, mask
+// bytes and the count of entries above the bracket stay in vector registers, and a step
+// returns a bit per entry that lies inside the bracket (rare), for the caller to gather.
+#pragma once
+
+#include "isa.h"
+
+#include <cstdint>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace sap_kernels::cpu::SAP_KERNELS_ISA {
+
+#if defined(__AVX2__)
+constexpr bool kHasBracketBlock = true;
+
+// Float32 keys (sign cleared) are below 2^31, so the signed compares of AVX2 order them.
+struct BracketBlock {
+  static constexpr int64_t kSize = 32;
+  __m256i lo;
+  __m256i hi;
+  __m256i above_lanes = _mm256_setzero_si256();  // minus the count of entries above, per lane
+
+  BracketBlock(uint32_t bracket_lo, uint32_t bracket_hi)
+      : lo(_mm256_set1_epi32(static_cast<int32_t>(bracket_lo))),
+        hi(_mm256_set1_epi32(static_cast<int32_t>(bracket_hi))) {}
+
+  // out[0..32) = live && key > hi; returns bit j set where entry j is live and in [lo, hi].
+  template <bool kMasked>
+  uint32_t step(const uint32_t* params, const uint8_t* mask, uint8_t* out) {
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
+    __m256i above[4];
+    uint32_t inside = 0;
+    for (int j = 0; j < 4; ++j) {
+      const __m256i key = _mm256_and_si256(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(params + 8 * j)), abs_mask);
+      __m256i up = _mm256_cmpgt_epi32(key, hi);
+      __m256i outside = _mm256_or_si256(up, _mm256_cmpgt_epi32(lo, key));
+      if constexpr (kMasked) {
+        const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mask + 8 * j));
+        const __m256i dead = _mm256_cmpeq_epi32(_mm256_cvtepu8_epi32(bytes), _mm256_setzero_si256());
+        up = _mm256_andnot_si256(dead, up);
+        outside = _mm256_or_si256(outside, dead);
+      }
+      above[j] = up;
+      above_lanes = _mm256_add_epi32(above_lanes, up);
+      const auto outside_bits = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(outside)));
+      inside |= (~outside_bits & 0xffu) << (8 * j);
+    }
+    // Four vectors of 32-bit 0 / -1 to 32 bytes in order: the packs interleave 128-bit lanes,
+    // the permutation puts them back.
+    const __m256i words_low = _mm256_packs_epi32(above[0], above[1]);
+    const __m256i words_high = _mm256_packs_epi32(above[2], above[3]);
+    __m256i bytes = _mm256_packs_epi16(words_low, words_high);
+    bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    bytes = _mm256_and_si256(bytes, _mm256_set1_epi8(1));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bytes);
+    return inside;
+  }
+
+  int64_t above() const {
+    alignas(32) int32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), above_lanes);
+    int64_t total = 0;
+    for (const int32_t lane : lanes) total -= lane;
+    return total;
+  }
+};
+#else
+constexpr bool kHasBracketBlock = false;
+#endif
+
+}  // namespace sap_kernels::cpu::SAP_KERNELS_ISA

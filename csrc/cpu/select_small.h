@@ -1,0 +1,66 @@
+// One segment short enough for the cache, selected by one thread: the first digit's histogram
+// is taken from the params, only the chosen bucket's keys are gathered into scratch space,
+// selected there (radix_select.h), and the mask written in one more pass over the (cached)
+// segment.
+#pragma once
+
+#include "isa.h"
+
+#include <cstdint>
+#include <vector>
+
+#include "radix_select.h"
+#include "segment_keys.h"
+
+namespace sap_kernels::cpu::SAP_KERNELS_ISA {
+
+// Small enough for the uint32 counts of DigitHistogram, and for the cache.
+constexpr int64_t kSmallSegment = int64_t{1} << 15;
+
+// A segment of a few entries: its live keys gathered, then selected among directly.
+template <class E>
+void select_short(const Keys<E>& keys, int64_t begin, int64_t end, int64_t keep,
+                  std::vector<typename E::Bits>& scratch, uint8_t* out) {
+  scratch.resize(static_cast<size_t>(end - begin));
+  int64_t live = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    scratch[static_cast<size_t>(live)] = keys.key(i);
+    live += keys.live(i);
+  }
+  if (keep <= 0 || live == 0) return write_live(keys, begin, end, 0, out);
+  if (keep >= live) return write_live(keys, begin, end, 1, out);
+  write_mask(keys, begin, end, select_among_few(scratch.data(), live, keep), 0, out);
+}
+
+// Keeps the `keep` largest live entries of [begin, end) (end - begin <= kSmallSegment).
+template <class E>
+void select_small(const Keys<E>& keys, int64_t begin, int64_t end, int64_t keep,
+                  std::vector<typename E::Bits>& scratch, uint8_t* out) {
+  using Bits = typename E::Bits;
+  constexpr int kShift = kFirstShift<Bits>;
+  if (end - begin <= kFewCandidates) return select_short(keys, begin, end, keep, scratch, out);
+  DigitHistogram histogram;
+  int64_t live = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    const uint32_t is_live = keys.live(i);
+    histogram.add(i, static_cast<uint32_t>(keys.key(i) >> kShift) & (kBins - 1), is_live);
+    live += is_live;
+  }
+  if (keep <= 0 || live == 0) return write_live(keys, begin, end, 0, out);
+  if (keep >= live) return write_live(keys, begin, end, 1, out);
+  const BucketChoice choice = histogram.choose(keep);
+  scratch.resize(static_cast<size_t>(end - begin));
+  int64_t candidates = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    const Bits key = keys.key(i);
+    scratch[static_cast<size_t>(candidates)] = key;
+    candidates += keys.live(i) && ((key >> kShift) & (kBins - 1)) == choice.digit;
+  }
+  const Bits prefix = static_cast<Bits>(static_cast<Bits>(choice.digit) << kShift);
+  const int next_shift = kShift >= kDigitBits ? kShift - kDigitBits : 0;
+  const Threshold<Bits> threshold = select_from_keys<Bits>(
+      scratch.data(), candidates, choice.rank_in_bucket, next_shift, prefix);
+  write_mask(keys, begin, end, threshold, 0, out);
+}
+
+}  // namespace sap_kernels::cpu::SAP_KERNELS_ISA
