@@ -5,8 +5,6 @@
 // boundary, or are longer than kSmallSegment, are selected after the sums, by one thread each
 // or, when long, by all threads (select_large.h).
 // This file is compiled once per instruction set (see isa_dispatch.cpp).
-#include <omp.h>
-
 #include <cstdint>
 #include <vector>
 
@@ -59,33 +57,23 @@ void select_whole_segments(void* context, int64_t first, int64_t last) {
 template <class E>
 int64_t sap_step_for(const SegmentedBuffer& input, const SapParameters& sap, double* pqi,
                      int64_t* count, int64_t* prune, uint8_t* out) {
-  const StepContext<E> step{{static_cast<const typename E::Bits*>(input.params), input.mask},
-                            input.offsets, sap, pqi, count, prune, out};
+  StepContext<E> step{{static_cast<const typename E::Bits*>(input.params), input.mask},
+                      input.offsets, sap, pqi, count, prune, out};
   PowerSumsOutput sums{nullptr, nullptr, nullptr, count, pqi};
-  sums.after_whole_segments = {&select_whole_segments<E>, const_cast<StepContext<E>*>(&step)};
+  sums.after_whole_segments = {&select_whole_segments<E>, &step};
   const int64_t nonfinite = power_sums(input, sap.p, sap.q, sums);
 
-  // The rest: segments across tile boundaries, one thread each, then the long ones.
-  std::vector<int64_t> long_segments;
-  for (int64_t s = 0; s < input.num_segments; ++s) {
-    const int64_t length = input.offsets[s + 1] - input.offsets[s];
-    if (length > kSmallSegment) long_segments.push_back(s);
-  }
-#pragma omp parallel
-  {
-    std::vector<typename E::Bits> scratch;
-#pragma omp for schedule(dynamic, 256)
-    for (int64_t s = 0; s < input.num_segments; ++s) {
-      const int64_t length = input.offsets[s + 1] - input.offsets[s];
-      if (length > kSmallSegment || selected_in_tile(input.offsets, s)) continue;
-      select_one(step, s, scratch);
-    }
-  }
-  for (const int64_t s : long_segments) {
-    prune[s] = sap_prune_count(pqi[s], count[s], sap);
-    select_large(step.keys, input.offsets[s], input.offsets[s + 1], count[s], count[s] - prune[s],
-                 out);
-  }
+  // The rest: short segments across tile boundaries, then the long ones.
+  select_each_segment<typename E::Bits>(
+      input.offsets, input.num_segments,
+      [&](int64_t s, std::vector<typename E::Bits>& scratch) {
+        if (!selected_in_tile(input.offsets, s)) select_one(step, s, scratch);
+      },
+      [&](int64_t s) {
+        prune[s] = sap_prune_count(pqi[s], count[s], sap);
+        select_large(step.keys, input.offsets[s], input.offsets[s + 1], count[s],
+                     count[s] - prune[s], out);
+      });
   return nonfinite;
 }
 

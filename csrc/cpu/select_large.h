@@ -20,6 +20,7 @@
 #include "radix_select.h"
 #include "segment_keys.h"
 #include "select_bracket.h"
+#include "select_small.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
@@ -115,6 +116,27 @@ void select_large(const Keys<E>& keys, int64_t begin, int64_t end, int64_t live,
   }
   if (select_by_bracket(keys, begin, end, live, keep, out)) return;
   write_threshold_parallel(keys, begin, end, threshold_by_histograms(keys, begin, end, keep), out);
+}
+
+// Every segment once: those of at most kSmallSegment entries by one thread each (all threads,
+// a dynamic schedule since lengths vary), each call given that thread's scratch space; then
+// the longer ones in order, each by all threads.
+template <class Bits, class SelectShort, class SelectLong>
+void select_each_segment(const int64_t* offsets, int64_t num_segments, SelectShort select_short,
+                         SelectLong select_long) {
+  std::vector<int64_t> long_segments;
+  for (int64_t s = 0; s < num_segments; ++s) {
+    if (offsets[s + 1] - offsets[s] > kSmallSegment) long_segments.push_back(s);
+  }
+#pragma omp parallel
+  {
+    std::vector<Bits> scratch;
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t s = 0; s < num_segments; ++s) {
+      if (offsets[s + 1] - offsets[s] <= kSmallSegment) select_short(s, scratch);
+    }
+  }
+  for (const int64_t s : long_segments) select_long(s);
 }
 
 }  // namespace sap_kernels::cpu::SAP_KERNELS_ISA

@@ -34,23 +34,15 @@ template <class E>
 void topk_mask_for(const SegmentedBuffer& input, const int64_t* keep, uint8_t* out) {
   const Keys<E> keys{static_cast<const typename E::Bits*>(input.params), input.mask};
   const int64_t* offsets = input.offsets;
-  std::vector<int64_t> large;
-  for (int64_t s = 0; s < input.num_segments; ++s) {
-    if (offsets[s + 1] - offsets[s] > kSmallSegment) large.push_back(s);
-  }
-#pragma omp parallel
-  {
-    std::vector<typename E::Bits> scratch;
-#pragma omp for schedule(dynamic, 64)
-    for (int64_t s = 0; s < input.num_segments; ++s) {
-      if (offsets[s + 1] - offsets[s] > kSmallSegment) continue;
-      select_small(keys, offsets[s], offsets[s + 1], keep[s], scratch, out);
-    }
-  }
-  for (const int64_t s : large) {
-    const int64_t live = count_live_parallel(input.mask, offsets[s], offsets[s + 1]);
-    select_large(keys, offsets[s], offsets[s + 1], live, keep[s], out);
-  }
+  select_each_segment<typename E::Bits>(
+      offsets, input.num_segments,
+      [&](int64_t s, std::vector<typename E::Bits>& scratch) {
+        select_small(keys, offsets[s], offsets[s + 1], keep[s], scratch, out);
+      },
+      [&](int64_t s) {
+        const int64_t live = count_live_parallel(input.mask, offsets[s], offsets[s + 1]);
+        select_large(keys, offsets[s], offsets[s + 1], live, keep[s], out);
+      });
 }
 
 // count_nonfinite (accumulator.h) tile by tile, over all cores.
