@@ -19,9 +19,7 @@ import torch
 
 N = layouts.parse_size(os.environ.get("SAP_BENCH_STEP_N", "1e6"))
 CASES = [
-    (layout, name)
-    for name, where in report_step.IMPLEMENTATIONS.items()
-    for layout in where
+    (layout, name) for name, where in report_step.IMPLEMENTATIONS.items() for layout in where
 ] + [(layout, "torch.sum") for layout in layouts.LAYOUTS]
 
 

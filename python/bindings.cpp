@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "sap_kernels/apply_mask.h"
+#include "sap_kernels/huge_pages.h"
 #include "sap_kernels/pqi.h"
 #include "sap_kernels/power_sums.h"
 #include "sap_kernels/sap_counts.h"
@@ -89,6 +90,10 @@ void apply_mask(uintptr_t params, int32_t element_size, uintptr_t mask, int64_t 
   apply_mask_cpu(address<void>(params), element_size, address<const uint8_t>(mask), numel);
 }
 
+void advise_huge_pages_at(uintptr_t data, int64_t bytes) {
+  advise_huge_pages(address<void>(data), bytes);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -102,5 +107,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("sap_step", &sap_step, "One fused SAP step: PQI, counts, prune counts and the new mask.");
   m.def("count_nonfinite", &count_nonfinite, "The number of live NaN / inf entries.");
   m.def("apply_mask", &apply_mask, "Zeroes in place the entries whose mask byte is 0.");
+  m.def("advise_huge_pages", &advise_huge_pages_at,
+        "Advises huge pages for a fresh buffer (Linux transparent huge pages; advice only).");
   m.attr("has_cuda") = false;
 }

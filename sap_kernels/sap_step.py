@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._native import native
+from ._native import empty_mask, native
 from .power_sums import ValidInputs, _power_sums, check_power_sums_inputs, native_arguments
 from .pqi import pqi_and_count
 from .sap_counts import check_sap_parameters, sap_prune_counts
@@ -80,7 +80,7 @@ def fused_step(op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta: f
     pqi = torch.empty(num_segments, dtype=torch.float64)
     count = torch.empty(num_segments, dtype=torch.int64)
     n_prune = torch.empty(num_segments, dtype=torch.int64)
-    new_mask = torch.empty(inputs.params.numel(), dtype=torch.bool)
+    new_mask = empty_mask(inputs.params.numel())
     nonfinite = native(op).sap_step(
         *native_arguments(inputs),
         eta_r,

@@ -7,7 +7,7 @@ import torch
 from . import reference
 from ._checks import DTYPE_CODES, check_mask, check_params, nonfinite_error
 from ._dispatch import resolve_backend
-from ._native import native, native_available
+from ._native import empty_mask, native, native_available
 from .segments import Segments, as_segments
 
 INT64_MAX = 2**63 - 1
@@ -33,14 +33,14 @@ def check_keep_counts(op: str, k: object, num_segments: int) -> torch.Tensor:
     k = k.to("cpu").contiguous()
     if num_segments and int(k.min()) < 0:
         first = int((k < 0).nonzero()[0, 0])
-        raise ValueError(
-            f"{op}: k must be >= 0 in every segment, got k[{first}] = {int(k[first])}"
-        )
+        raise ValueError(f"{op}: k must be >= 0 in every segment, got k[{first}] = {int(k[first])}")
     return k
 
 
 def check_out(op: str, out: object, params: torch.Tensor) -> torch.Tensor:
     if out is None:
+        if params.device.type == "cpu":
+            return empty_mask(params.numel())
         return torch.empty(params.numel(), dtype=torch.bool, device=params.device)
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"{op}: out must be a bool torch.Tensor or None, got {type(out).__name__}")

@@ -1,10 +1,13 @@
 """Helpers of the mask tests: per-segment counts of a bool mask, an oracle for top-k masks that
-is independent of sap_kernels.reference, and an equality check that reports the first
-mismatching entries with their segment and magnitude."""
+is independent of sap_kernels.reference, an equality check that reports the first
+mismatching entries with their segment and magnitude, and a check against the reference."""
 
 from __future__ import annotations
 
 import torch
+
+import sap_kernels as sk
+from sap_kernels import reference
 
 
 def per_segment_counts(flags: torch.Tensor | None, offsets: torch.Tensor) -> torch.Tensor:
@@ -81,3 +84,21 @@ def assert_masks_equal(
             f"{int(got_counts[segment])}, expected {int(want_counts[segment])}"
         )
     raise AssertionError("\n".join(lines))
+
+
+def check_topk_against_reference(
+    backend: str,
+    params: torch.Tensor,
+    segments: sk.Segments,
+    kept: float,
+    mask: torch.Tensor | None,
+    context: str,
+) -> None:
+    """segmented_topk_mask keeping round(kept * d) of the d live entries of every segment
+    equals reference.topk_mask and keeps exactly that many."""
+    live = per_segment_counts(mask, segments.offsets)
+    k = (live.double() * kept).round().long()
+    got = sk.segmented_topk_mask(params, segments, k, mask, backend=backend)
+    want = reference.topk_mask(params, segments.offsets, k, mask)
+    assert_masks_equal(got, want, params, segments.offsets, f"{backend} {context}")
+    assert torch.equal(per_segment_counts(got, segments.offsets), torch.minimum(k, live))

@@ -145,6 +145,34 @@ def cases(
 
 
 @st.composite
+def cases_of_lengths(
+    draw: st.DrawFn,
+    lengths: st.SearchStrategy[list[int]],
+    dtypes: tuple[torch.dtype, ...],
+    kinds: tuple[str, ...],
+    mask_modes: tuple[str, ...],
+    densities: tuple[float, ...],
+) -> Case:
+    """A segmented buffer whose segment lengths come from the given strategy (no zeroed
+    segments), for the tests of one size class of segments."""
+    drawn = draw(lengths)
+    dtype = draw(st.sampled_from(dtypes))
+    kind = draw(st.sampled_from(kinds))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
+    params = make_params(kind, drawn, dtype, gen, zero_rate=0.0)
+    mask = make_mask(
+        draw(st.sampled_from(mask_modes)), drawn, gen, draw(st.sampled_from(densities))
+    )
+    return Case(params, sk.Segments.from_lengths(torch.tensor(drawn)), mask, kind)
+
+
+def kept_fractions(special: tuple[float, ...]) -> st.SearchStrategy[float]:
+    """The fraction of each segment's live entries to keep: anything in [0, 1], or one of
+    the special ones."""
+    return st.one_of(st.floats(0.0, 1.0), st.sampled_from(special))
+
+
+@st.composite
 def positive_vectors(
     draw: st.DrawFn, min_size: int = 2, max_size: int = 40, low: float = 0.1, high: float = 10.0
 ) -> torch.Tensor:

@@ -9,8 +9,8 @@ import torch
 from conftest import DTYPES
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mask_oracle import assert_masks_equal, per_segment_counts
-from strategies import make_mask, make_params
+from mask_oracle import assert_masks_equal, check_topk_against_reference
+from strategies import Case, cases_of_lengths, kept_fractions
 
 import sap_kernels as sk
 from sap_kernels import reference
@@ -20,36 +20,19 @@ LONG_KINDS = ("normal", "wide", "sparse", "ties")
 
 @settings(max_examples=12)
 @given(
-    lengths=st.lists(st.integers(32_769, 120_000), min_size=1, max_size=2),
-    dtype=st.sampled_from(DTYPES),
-    kind=st.sampled_from(LONG_KINDS),
-    mask_mode=st.sampled_from(("none", "random")),
-    density=st.sampled_from((0.3, 0.9)),
-    kept=st.one_of(st.floats(0.0, 1.0), st.sampled_from((0.0, 1e-4, 0.5, 0.9999, 1.0))),
-    seed=st.integers(0, 2**32 - 1),
+    case=cases_of_lengths(
+        st.lists(st.integers(32_769, 120_000), min_size=1, max_size=2),
+        DTYPES,
+        LONG_KINDS,
+        ("none", "random"),
+        (0.3, 0.9),
+    ),
+    kept=kept_fractions((0.0, 1e-4, 0.5, 0.9999, 1.0)),
 )
-def test_long_segments_match_reference(
-    backend: str,
-    lengths: list[int],
-    dtype: torch.dtype,
-    kind: str,
-    mask_mode: str,
-    density: float,
-    kept: float,
-    seed: int,
-) -> None:
+def test_long_segments_match_reference(backend: str, case: Case, kept: float) -> None:
     """Long segments of every dtype and value kind, k anywhere from 0 to d: the mask equals
     reference.topk_mask and keeps min(k, d) entries per segment."""
-    gen = torch.Generator().manual_seed(seed)
-    params = make_params(kind, lengths, dtype, gen, zero_rate=0.0)
-    mask = make_mask(mask_mode, lengths, gen, density)
-    seg = sk.Segments.from_lengths(torch.tensor(lengths))
-    live = per_segment_counts(mask, seg.offsets)
-    k = (live.double() * kept).round().long()
-    got = sk.segmented_topk_mask(params, seg, k, mask, backend=backend)
-    want = reference.topk_mask(params, seg.offsets, k, mask)
-    assert_masks_equal(got, want, params, seg.offsets, f"{backend} {kind} {dtype}")
-    assert torch.equal(per_segment_counts(got, seg.offsets), torch.minimum(k, live))
+    check_topk_against_reference(backend, case.params, case.segments, kept, case.mask, repr(case))
 
 
 @pytest.mark.parametrize("kept", [0.01, 0.5, 0.99])

@@ -1,4 +1,5 @@
-// One segment short enough for the cache, selected by one thread: the first digit's histogram
+// One segment short enough for the cache, selected by one thread (float32 with AVX2: see
+// select_small_avx2.h; other types and instruction sets as follows): the first digit's histogram
 // is taken from the params, only the chosen bucket's keys are gathered into scratch space,
 // selected there (radix_select.h), and the mask written in one more pass over the (cached)
 // segment.
@@ -7,10 +8,13 @@
 #include "isa.h"
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
+#include "element.h"
 #include "radix_select.h"
 #include "segment_keys.h"
+#include "select_small_avx2.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
@@ -38,6 +42,11 @@ void select_small(const Keys<E>& keys, int64_t begin, int64_t end, int64_t keep,
                   std::vector<typename E::Bits>& scratch, uint8_t* out) {
   using Bits = typename E::Bits;
   constexpr int kShift = kFirstShift<Bits>;
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<E, Float32Element>) {
+    return select_small_vectors(keys.params, keys.mask, begin, end, keep, scratch, out);
+  }
+#endif
   if (end - begin <= kFewCandidates) return select_short(keys, begin, end, keep, scratch, out);
   DigitHistogram histogram;
   int64_t live = 0;

@@ -1,0 +1,297 @@
+// One float32 segment in cache (up to kSmallSegment entries) selected with AVX2, by one thread.
+//
+// Keys are the magnitude bits as int32 (a dead entry is -1, below every key), so the signed
+// compares of AVX2 order them. A strided sample of 32 keys, ranked by all-pairs compares,
+// gives a bracket [lo, hi] about the threshold (kRowSigmas standard deviations of the sample
+// rank on each side). One vector read counts the keys above hi and packs the ones inside to
+// the front of the scratch space (a permutation looked up from the compare bits: no branch per
+// key). Among those few, 64-bin histograms of (key - lo) narrow the range, each round packing
+// the chosen bin's keys, until a handful is left. A last vector read writes the mask; only
+// when the threshold's ties are split does a scalar pass keep the first ones in flat order.
+// A bracket that misses costs one more read, with the side of it that holds the threshold.
+// No branch depends on the data's order, and the mask is exact whatever the sample shows.
+// Segments shorter than kMinVectorSegment, and the last few keys of longer ones, are ranked
+// by comparing all pairs (keys_avx2.h).
+#pragma once
+
+#include "isa.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "keys_avx2.h"
+#include "radix_select.h"
+
+namespace sap_kernels::cpu::SAP_KERNELS_ISA {
+
+#if defined(__AVX2__)
+constexpr bool kHasSmallVectors = true;
+
+// From this many entries on a strided sample of kRowSample brackets the threshold; shorter
+// segments are ranked by all pairs.
+constexpr int64_t kMinVectorSegment = 64;
+constexpr int kRowSample = 32;
+constexpr double kRowSigmas = 1.5;
+constexpr int kBinBits = 6;
+// Above this many keys left, another sample narrows them (below, histograms of them do).
+constexpr int64_t kSampleAgain = 256;
+// At most this many keys left, all pairs of them are compared (rank_threshold).
+constexpr int64_t kRankedDirectly = 32;
+
+// The keys at 0-based positions `first` and `second` from the top of the sample, by ranking
+// every key against all others: the position-th largest is the least key with at most
+// `position` keys above it.
+inline void sample_keys_at(const int32_t* sample, int first, int second, int32_t& first_key,
+                           int32_t& second_key) {
+  constexpr int kVectors = kRowSample / 8;
+  __m256i keys[kVectors], greater[kVectors];
+  for (int v = 0; v < kVectors; ++v) {
+    keys[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(sample + 8 * v));
+    greater[v] = _mm256_setzero_si256();
+  }
+  for (int j = 0; j < kRowSample; ++j) {
+    const __m256i other = _mm256_set1_epi32(sample[j]);
+    for (int v = 0; v < kVectors; ++v) {
+      greater[v] = _mm256_sub_epi32(greater[v], _mm256_cmpgt_epi32(other, keys[v]));
+    }
+  }
+  const __m256i none = _mm256_set1_epi32(kMaxKey);
+  const __m256i first_bound = _mm256_set1_epi32(first + 1), second_bound = _mm256_set1_epi32(second + 1);
+  __m256i first_least = none, second_least = none;
+  for (int v = 0; v < kVectors; ++v) {
+    const __m256i at_first = _mm256_cmpgt_epi32(first_bound, greater[v]);
+    const __m256i at_second = _mm256_cmpgt_epi32(second_bound, greater[v]);
+    first_least = _mm256_min_epi32(first_least, _mm256_blendv_epi8(none, keys[v], at_first));
+    second_least = _mm256_min_epi32(second_least, _mm256_blendv_epi8(none, keys[v], at_second));
+  }
+  first_key = lanes_min(first_least);
+  second_key = lanes_min(second_least);
+}
+
+struct KeyRange {
+  int32_t lo;
+  int32_t hi;
+};
+
+// Keys read from a segment of the params (and its mask) ...
+template <bool kMasked>
+struct SegmentKeys {
+  const uint32_t* params;
+  const uint8_t* mask;
+  __m256i eight(int64_t i) const { return load_keys<kMasked>(params, mask, i); }
+  int32_t one(int64_t i) const { return load_key<kMasked>(params, mask, i); }
+};
+
+// ... or keys already packed into scratch space (all live).
+struct PackedKeys {
+  const int32_t* keys;
+  __m256i eight(int64_t i) const {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(keys + i));
+  }
+  int32_t one(int64_t i) const { return keys[i]; }
+};
+
+// A bracket inside `range` about the rank-th largest of the `live` keys of source[begin, end),
+// from a strided sample of them.
+template <class Source>
+KeyRange sample_bracket(const Source& source, int64_t begin, int64_t end, int64_t live,
+                        int64_t rank, KeyRange range) {
+  alignas(32) int32_t sample[kRowSample];
+  const int64_t stride = (end - begin) / kRowSample;
+  int sampled_live = 0;
+  for (int j = 0; j < kRowSample; ++j) {
+    sample[j] = source.one(begin + j * stride + stride / 2);
+    sampled_live += sample[j] >= 0;
+  }
+  const double kept = static_cast<double>(rank) / static_cast<double>(live);
+  const double centre = kept * sampled_live;  // sample keys above the threshold
+  const double margin = kRowSigmas * std::sqrt(sampled_live * kept * (1.0 - kept)) + 1.0;
+  const int hi_position = static_cast<int>(std::floor(centre - margin));
+  const int lo_position = static_cast<int>(std::ceil(centre + margin));
+  int32_t hi_key = range.hi, lo_key = range.lo;
+  sample_keys_at(sample, std::max(hi_position, 0), std::min(lo_position, kRowSample - 1), hi_key,
+                 lo_key);
+  // Positions beyond the sample leave that side of the range as it was.
+  return {lo_position < sampled_live ? lo_key : range.lo, hi_position >= 0 ? hi_key : range.hi};
+}
+
+struct BracketCount {
+  int64_t above;
+  int64_t inside;
+};
+
+// Counts the live keys of source[begin, end) above the bracket and packs those inside it into
+// `inside` (room for end - begin + 8).
+template <class Source>
+BracketCount pack_bracket(const Source& source, int64_t begin, int64_t end, KeyRange bracket,
+                          int32_t* inside) {
+  const __m256i lo = _mm256_set1_epi32(bracket.lo), hi = _mm256_set1_epi32(bracket.hi);
+  __m256i above_lanes = _mm256_setzero_si256();
+  int64_t found = 0, i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256i key = source.eight(i);
+    const __m256i above = _mm256_cmpgt_epi32(key, hi);
+    const __m256i outside = _mm256_or_si256(above, _mm256_cmpgt_epi32(lo, key));
+    above_lanes = _mm256_sub_epi32(above_lanes, above);
+    const unsigned bits = ~static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(outside))) & 0xffu;
+    found += pack_lanes(key, bits, inside + found);
+  }
+  int64_t above = lanes_sum(above_lanes);
+  for (; i < end; ++i) {
+    const int32_t key = source.one(i);
+    above += key > bracket.hi;
+    inside[found] = key;
+    found += key >= bracket.lo && key <= bracket.hi;
+  }
+  return {above, found};
+}
+
+// One round: `range` holds the rank-th largest of the `live` keys of source[begin, end); a
+// sample narrows it to a bracket, whose keys are packed into `to` (a miss reads once more, on
+// the side of the bracket that holds the threshold). Returns how many were packed; rank and
+// range now refer to them.
+template <class Source>
+int64_t narrow_by_sample(const Source& source, int64_t begin, int64_t end, int64_t live,
+                         int64_t& rank, KeyRange& range, int32_t* to) {
+  KeyRange bracket = sample_bracket(source, begin, end, live, rank, range);
+  BracketCount count = pack_bracket(source, begin, end, bracket, to);
+  if (rank <= count.above) {  // above the bracket (so bracket.hi < range.hi)
+    bracket = {bracket.hi + 1, range.hi};
+    count = pack_bracket(source, begin, end, bracket, to);
+  } else if (rank > count.above + count.inside) {  // below it (so bracket.lo > range.lo)
+    bracket = {range.lo, bracket.lo - 1};
+    count = pack_bracket(source, begin, end, bracket, to);
+  }
+  rank -= count.above;
+  range = bracket;
+  return count.inside;
+}
+
+// Packs the keys of keys[0..n) that lie in `range` to the front, in place; returns how many.
+inline int64_t pack_range(int32_t* keys, int64_t n, KeyRange range) {
+  const __m256i lo = _mm256_set1_epi32(range.lo), hi = _mm256_set1_epi32(range.hi);
+  int64_t found = 0, i = 0;
+  // The 8 lanes stored at found <= i overwrite only keys already read.
+  for (; i + 8 <= n; i += 8) {
+    const __m256i key = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(keys + i));
+    const __m256i outside = _mm256_or_si256(_mm256_cmpgt_epi32(key, hi), _mm256_cmpgt_epi32(lo, key));
+    const unsigned bits = ~static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(outside))) & 0xffu;
+    found += pack_lanes(key, bits, keys + found);
+  }
+  for (; i < n; ++i) {
+    const int32_t key = keys[i];
+    keys[found] = key;
+    found += key >= range.lo && key <= range.hi;
+  }
+  return found;
+}
+
+// The threshold of the rank-th largest of keys[0..n) (1 <= rank <= n), all in `range`;
+// every key equal to it is among them. Keys are reordered.
+inline SmallThreshold select_in_range(int32_t* keys, int64_t n, int64_t rank, KeyRange range) {
+  for (;;) {
+    if (range.lo == range.hi) return {{static_cast<uint32_t>(range.lo), rank}, n};
+    if (n <= kRankedDirectly) return rank_threshold_of_few(keys, n, rank);
+    // 64 bins over the range; four copies, so that runs of one bin do not wait on each other.
+    const auto width = static_cast<uint32_t>(range.hi - range.lo);
+    const int shift = std::max(0, 32 - __builtin_clz(width) - kBinBits);
+    uint32_t copies[4][1 << kBinBits] = {};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      for (int c = 0; c < 4; ++c) ++copies[c][static_cast<uint32_t>(keys[i + c] - range.lo) >> shift];
+    }
+    for (; i < n; ++i) ++copies[0][static_cast<uint32_t>(keys[i] - range.lo) >> shift];
+    auto bin = static_cast<int>(width >> shift);
+    for (;; --bin) {
+      const int64_t in_bin = int64_t{copies[0][bin]} + copies[1][bin] + copies[2][bin] + copies[3][bin];
+      if (bin == 0 || rank <= in_bin) break;
+      rank -= in_bin;
+    }
+    const int64_t bin_lo = int64_t{range.lo} + (int64_t{bin} << shift);
+    const int64_t bin_hi = std::min<int64_t>(range.hi, bin_lo + (int64_t{1} << shift) - 1);
+    range = {static_cast<int32_t>(bin_lo), static_cast<int32_t>(bin_hi)};
+    n = pack_range(keys, n, range);
+  }
+}
+
+// Writes the mask of [begin, end) for a threshold: key > threshold, and of the ties at it the
+// first ties_kept live ones in flat order (a scalar pass, only when some ties are dropped).
+template <bool kMasked>
+void write_threshold(const uint32_t* params, const uint8_t* mask, int64_t begin, int64_t end,
+                     const SmallThreshold& found, uint8_t* out) {
+  const auto key = static_cast<int32_t>(found.threshold.key);
+  if (found.threshold.ties_kept == found.ties) {  // every tie kept: key >= threshold
+    return write_above<kMasked>(params, mask, begin, end, key - 1, out);
+  }
+  write_above<kMasked>(params, mask, begin, end, key, out);
+  int64_t kept_ties = 0;
+  for (int64_t i = begin; i < end && kept_ties < found.threshold.ties_kept; ++i) {
+    if (load_key<kMasked>(params, mask, i) == key) {
+      out[i] = 1;
+      ++kept_ties;
+    }
+  }
+}
+
+// Keeps the keep largest of the live entries of [begin, end) (0 < keep < live); scratch has
+// room for 2 (end - begin + 8) keys.
+template <bool kMasked>
+void select_small_keys(const uint32_t* params, const uint8_t* mask, int64_t begin, int64_t end,
+                       int64_t live, int64_t keep, int32_t* scratch, uint8_t* out) {
+  int32_t* keys = scratch;
+  int32_t* spare = scratch + (end - begin + 8);
+  KeyRange range{0, kMaxKey};
+  int64_t rank = keep;
+  int64_t n = narrow_by_sample(SegmentKeys<kMasked>{params, mask}, begin, end, live, rank, range,
+                               keys);
+  // More rounds of samples while they pay: each costs a vector read of the keys left.
+  while (n > kSampleAgain && range.lo != range.hi) {
+    const int64_t narrowed = narrow_by_sample(PackedKeys{keys}, 0, n, n, rank, range, spare);
+    std::swap(keys, spare);
+    const bool slow = 4 * narrowed > 3 * n;  // ties or a sample that keeps missing
+    n = narrowed;
+    if (slow) break;
+  }
+  write_threshold<kMasked>(params, mask, begin, end, select_in_range(keys, n, rank, range), out);
+}
+
+// A segment of fewer than kMinVectorSegment entries: its keys copied to scratch space and
+// ranked by all pairs. Keeps the keep largest of the live entries (0 < keep < live).
+template <bool kMasked>
+void select_few_keys(const uint32_t* params, const uint8_t* mask, int64_t begin, int64_t end,
+                     int64_t keep, int32_t* keys, uint8_t* out) {
+  const int64_t n = end - begin;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(keys + i), load_keys<kMasked>(params, mask, begin + i));
+  }
+  for (; i < n; ++i) keys[i] = load_key<kMasked>(params, mask, begin + i);
+  write_threshold<kMasked>(params, mask, begin, end, rank_threshold_of_few(keys, n, keep), out);
+}
+
+// Keeps the keep largest live entries of [begin, end) (end - begin <= kSmallSegment).
+inline void select_small_vectors(const uint32_t* params, const uint8_t* mask, int64_t begin,
+                                 int64_t end, int64_t keep, std::vector<uint32_t>& scratch,
+                                 uint8_t* out) {
+  const int64_t live = mask == nullptr ? end - begin : count_live_bytes(mask, begin, end);
+  if (keep <= 0 || keep >= live) {
+    const int32_t bound = keep <= 0 ? kMaxKey : -1;  // nothing is above kMaxKey; every live key is above -1
+    if (mask == nullptr) return write_above<false>(params, mask, begin, end, bound, out);
+    return write_above<true>(params, mask, begin, end, bound, out);
+  }
+  scratch.resize(static_cast<size_t>(2 * (end - begin + 8)));
+  auto* keys = reinterpret_cast<int32_t*>(scratch.data());
+  if (end - begin < kMinVectorSegment) {
+    if (mask == nullptr) return select_few_keys<false>(params, mask, begin, end, keep, keys, out);
+    return select_few_keys<true>(params, mask, begin, end, keep, keys, out);
+  }
+  if (mask == nullptr) return select_small_keys<false>(params, mask, begin, end, live, keep, keys, out);
+  select_small_keys<true>(params, mask, begin, end, live, keep, keys, out);
+}
+#else
+constexpr bool kHasSmallVectors = false;
+#endif
+
+}  // namespace sap_kernels::cpu::SAP_KERNELS_ISA
