@@ -4,9 +4,11 @@ the bracket holds too many ties, against the reference."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
-from conftest import DTYPES
+from conftest import BACKENDS_HERE, DTYPES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mask_oracle import assert_masks_equal, check_topk_against_reference
@@ -67,3 +69,58 @@ def test_bracket_full_of_ties(backend: str, dtype: torch.dtype) -> None:
     want = magnitude > 0.5
     want[tied[: tied.numel() // 3]] = True
     assert_masks_equal(got, want, params, seg.offsets, f"{backend} {dtype}")
+
+
+def exact_in_chunks(params: torch.Tensor, got: torch.Tensor, lo: int, hi: int, k: int) -> None:
+    """got[lo:hi] keeps k entries, none smaller in magnitude than one it drops, and of the
+    entries at the boundary magnitude the kept ones come first: the exact top-k mask, checked
+    chunk by chunk (no sort, no copy of the whole segment)."""
+    chunk = 1 << 26
+    kept, kept_min, dropped_max = 0, math.inf, -math.inf
+    for start in range(lo, hi, chunk):
+        end = min(hi, start + chunk)
+        magnitude, keep = params[start:end].float().abs(), got[start:end]
+        kept += int(keep.sum())
+        if bool(keep.any()):
+            kept_min = min(kept_min, float(magnitude[keep].min()))
+        if not bool(keep.all()):
+            dropped_max = max(dropped_max, float(magnitude[~keep].max()))
+    assert kept == k, f"kept {kept} entries of [{lo}, {hi}), wanted {k}"
+    assert kept_min >= dropped_max, f"kept {kept_min} while dropping {dropped_max}"
+    if kept_min != dropped_max:
+        return
+    last_kept_tie, first_dropped_tie = -1, hi
+    for start in range(lo, hi, chunk):
+        end = min(hi, start + chunk)
+        tie = params[start:end].float().abs() == kept_min
+        kept_ties = (tie & got[start:end]).nonzero().view(-1)
+        dropped_ties = (tie & ~got[start:end]).nonzero().view(-1)
+        if kept_ties.numel():
+            last_kept_tie = start + int(kept_ties[-1])
+        if dropped_ties.numel() and first_dropped_tie == hi:
+            first_dropped_tie = start + int(dropped_ties[0])
+    assert last_kept_tie < first_dropped_tie, "a dropped tie comes before a kept one"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("cpu" not in BACKENDS_HERE, reason="needs the compiled extension")
+def test_masks_beyond_int32_offsets() -> None:
+    """A float16 buffer of 2^31 + 10 entries: a segment of nearly 2^31, one that crosses 2^31,
+    an empty one and one past it. segmented_topk_mask is exact in each, and sap_step's mask is
+    segmented_topk_mask's with sap_step's counts."""
+    n = 2**31 + 10
+    params = torch.empty(n, dtype=torch.float16)
+    gen = torch.Generator().manual_seed(23)
+    for lo in range(0, n, 1 << 26):
+        hi = min(n, lo + (1 << 26))
+        params[lo:hi] = torch.randn(hi - lo, generator=gen).to(torch.float16)
+    lengths = [2**31 - 1000, 1005, 0, 5]
+    seg = sk.Segments.from_lengths(lengths)
+    keep = torch.tensor([2**30 + 12345, 400, 0, 2])
+    got = sk.segmented_topk_mask(params, seg, keep, backend="cpu")
+    bounds = seg.offsets.tolist()
+    for s in range(len(lengths)):
+        exact_in_chunks(params, got, bounds[s], bounds[s + 1], int(keep[s]))
+    step = sk.sap_step(params, seg, 0.5, 1.0, backend="cpu")
+    want = sk.segmented_topk_mask(params, seg, step.count - step.n_prune, backend="cpu")
+    assert torch.equal(step.mask, want)

@@ -24,6 +24,7 @@ struct StepContext {
   Keys<E> keys;
   const int64_t* offsets;
   const SapParameters& sap;
+  SapCountFactors factors;
   const double* pqi;
   const int64_t* count;
   int64_t* prune;
@@ -39,7 +40,7 @@ inline bool selected_in_tile(const int64_t* offsets, int64_t s) {
 
 template <class E>
 void select_one(const StepContext<E>& step, int64_t s, std::vector<typename E::Bits>& scratch) {
-  step.prune[s] = sap_prune_count(step.pqi[s], step.count[s], step.sap);
+  step.prune[s] = sap_prune_count(step.pqi[s], step.count[s], step.sap, step.factors);
   const int64_t begin = step.offsets[s], end = step.offsets[s + 1];
   if (begin == end) return;
   select_small(step.keys, begin, end, step.count[s] - step.prune[s], scratch, step.out);
@@ -58,7 +59,7 @@ template <class E>
 int64_t sap_step_for(const SegmentedBuffer& input, const SapParameters& sap, double* pqi,
                      int64_t* count, int64_t* prune, uint8_t* out) {
   StepContext<E> step{{static_cast<const typename E::Bits*>(input.params), input.mask},
-                      input.offsets, sap, pqi, count, prune, out};
+                      input.offsets, sap, sap_count_factors(sap), pqi, count, prune, out};
   PowerSumsOutput sums{nullptr, nullptr, nullptr, count, pqi};
   sums.after_whole_segments = {&select_whole_segments<E>, &step};
   const int64_t nonfinite = power_sums(input, sap.p, sap.q, sums);
@@ -70,7 +71,7 @@ int64_t sap_step_for(const SegmentedBuffer& input, const SapParameters& sap, dou
         if (!selected_in_tile(input.offsets, s)) select_one(step, s, scratch);
       },
       [&](int64_t s) {
-        prune[s] = sap_prune_count(pqi[s], count[s], sap);
+        prune[s] = sap_prune_count(pqi[s], count[s], sap, step.factors);
         select_large(step.keys, input.offsets[s], input.offsets[s + 1], count[s],
                      count[s] - prune[s], out);
       });

@@ -38,7 +38,7 @@ constexpr int kBinBits = 6;
 // Above this many keys left, another sample narrows them (below, histograms of them do).
 constexpr int64_t kSampleAgain = 256;
 // At most this many keys left, all pairs of them are compared (rank_threshold).
-constexpr int64_t kRankedDirectly = 32;
+constexpr int64_t kRankedDirectly = 64;
 
 // The keys at 0-based positions `first` and `second` from the top of the sample, by ranking
 // every key against all others: the position-th largest is the least key with at most

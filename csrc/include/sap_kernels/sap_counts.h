@@ -18,8 +18,17 @@ struct SapParameters {
 void sap_retain_bound_cpu(const double* pqi, const int64_t* count, int64_t num_segments,
                           const SapParameters& params, double* retain);
 
+// The factors of r that depend on the parameters alone: computed once a call, not a segment.
+struct SapCountFactors {
+  double eta_factor;    // (1 + eta_r)^(-q/(q-p))
+  double pqi_exponent;  // q p / (q - p)
+};
+
+SapCountFactors sap_count_factors(const SapParameters& params);
+
 // The prune count of one segment (compiled once, so every caller gets the same bits).
-int64_t sap_prune_count(double pqi, int64_t count, const SapParameters& params);
+int64_t sap_prune_count(double pqi, int64_t count, const SapParameters& params,
+                        const SapCountFactors& factors);
 
 void sap_prune_counts_cpu(const double* pqi, const int64_t* count, int64_t num_segments,
                           const SapParameters& params, int64_t* prune);
