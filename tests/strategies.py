@@ -217,3 +217,14 @@ def keep_counts(draw: st.DrawFn, case: Case) -> int | torch.Tensor:
     )
     choice = torch.randint(options.shape[0], (1, lengths.numel()), generator=gen)
     return options.gather(0, choice).view(-1)
+
+
+def huge_float16_normal(n: int, seed: int) -> torch.Tensor:
+    """n float16 standard normal values (for buffers beyond 2^31 entries), generated 2^26 at a
+    time so that no float32 copy of the whole exists."""
+    params = torch.empty(n, dtype=torch.float16)
+    gen = torch.Generator().manual_seed(seed)
+    for lo in range(0, n, 1 << 26):
+        hi = min(n, lo + (1 << 26))
+        params[lo:hi] = torch.randn(hi - lo, generator=gen).to(torch.float16)
+    return params

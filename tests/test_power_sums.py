@@ -20,7 +20,7 @@ from conftest import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import DTYPES, EXPONENT_PAIRS, Case, cases, exponent_pairs
+from strategies import DTYPES, EXPONENT_PAIRS, Case, cases, exponent_pairs, huge_float16_normal
 
 import sap_kernels as sk
 from sap_kernels import reference
@@ -277,11 +277,7 @@ def as_double(value: float) -> torch.Tensor:
 @pytest.mark.skipif("cpu" not in BACKENDS_HERE, reason="needs the compiled extension")
 def test_beyond_int32_offsets() -> None:
     n = 2**31 + 10
-    params = torch.empty(n, dtype=torch.float16)
-    gen = torch.Generator().manual_seed(0)
-    for lo in range(0, n, 1 << 26):
-        hi = min(n, lo + (1 << 26))
-        params[lo:hi] = torch.randn(hi - lo, generator=gen).to(torch.float16)
+    params = huge_float16_normal(n, seed=0)
     params[2**31 + 7] = 1000.0  # the largest entry, past 2^31
     lengths = [2**31 - 1000, 1005, 0, 5]
     seg = sk.Segments.from_lengths(lengths)

@@ -12,7 +12,7 @@ from conftest import BACKENDS_HERE, DTYPES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mask_oracle import assert_masks_equal, check_topk_against_reference
-from strategies import Case, cases_of_lengths, kept_fractions
+from strategies import Case, cases_of_lengths, huge_float16_normal, kept_fractions
 
 import sap_kernels as sk
 from sap_kernels import reference
@@ -109,11 +109,7 @@ def test_masks_beyond_int32_offsets() -> None:
     an empty one and one past it. segmented_topk_mask is exact in each, and sap_step's mask is
     segmented_topk_mask's with sap_step's counts."""
     n = 2**31 + 10
-    params = torch.empty(n, dtype=torch.float16)
-    gen = torch.Generator().manual_seed(23)
-    for lo in range(0, n, 1 << 26):
-        hi = min(n, lo + (1 << 26))
-        params[lo:hi] = torch.randn(hi - lo, generator=gen).to(torch.float16)
+    params = huge_float16_normal(n, seed=23)
     lengths = [2**31 - 1000, 1005, 0, 5]
     seg = sk.Segments.from_lengths(lengths)
     keep = torch.tensor([2**30 + 12345, 400, 0, 2])
