@@ -7,8 +7,9 @@
 // the front of the scratch space (a permutation looked up from the compare bits: no branch per
 // key). While more than kSampleAgain keys are left, another sample of them narrows them the
 // same way; then 64-bin histograms of (key - lo), each round packing the chosen bin's keys,
-// until at most kRankedDirectly are left, which are ranked by all pairs. A last vector read writes the mask; only
-// when the threshold's ties are split does a scalar pass keep the first ones in flat order.
+// until at most kRankedDirectly are left, which are ranked by all pairs. A last vector read
+// writes the mask; only when the threshold's ties are split does a scalar pass keep the first
+// ones in flat order.
 // A bracket that misses costs one more read, with the side of it that holds the threshold.
 // No branch depends on the data's order, and the mask is exact whatever the sample shows.
 // Segments shorter than kMinVectorSegment, and the last few keys of longer ones, are ranked
