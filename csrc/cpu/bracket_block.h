@@ -16,6 +16,17 @@ namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 #if defined(__AVX2__)
 constexpr bool kHasBracketBlock = true;
 
+// Four vectors of 32-bit 0 / -1 flags to 32 mask bytes (0 / 1) in order: the packs interleave
+// 128-bit lanes, the permutation puts them back.
+inline void store_mask_bytes(const __m256i flags[4], uint8_t* out) {
+  const __m256i words_low = _mm256_packs_epi32(flags[0], flags[1]);
+  const __m256i words_high = _mm256_packs_epi32(flags[2], flags[3]);
+  __m256i bytes = _mm256_packs_epi16(words_low, words_high);
+  bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  bytes = _mm256_and_si256(bytes, _mm256_set1_epi8(1));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bytes);
+}
+
 // Float32 keys (sign cleared) are below 2^31, so the signed compares of AVX2 order them.
 struct BracketBlock {
   static constexpr int64_t kSize = 32;
@@ -49,14 +60,7 @@ struct BracketBlock {
       const auto outside_bits = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(outside)));
       inside |= (~outside_bits & 0xffu) << (8 * j);
     }
-    // Four vectors of 32-bit 0 / -1 to 32 bytes in order: the packs interleave 128-bit lanes,
-    // the permutation puts them back.
-    const __m256i words_low = _mm256_packs_epi32(above[0], above[1]);
-    const __m256i words_high = _mm256_packs_epi32(above[2], above[3]);
-    __m256i bytes = _mm256_packs_epi16(words_low, words_high);
-    bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    bytes = _mm256_and_si256(bytes, _mm256_set1_epi8(1));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bytes);
+    store_mask_bytes(above, out);
     return inside;
   }
 

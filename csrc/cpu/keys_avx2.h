@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "bracket_block.h"
 #include "radix_select.h"
 
 #if defined(__AVX2__)
@@ -81,29 +82,10 @@ void write_above(const uint32_t* params, const uint8_t* mask, int64_t begin, int
     for (int j = 0; j < 4; ++j) {
       above[j] = _mm256_cmpgt_epi32(load_keys<kMasked>(params, mask, i + 8 * j), bounds);
     }
-    // Four vectors of 32-bit 0 / -1 to 32 bytes in order (packs interleave 128-bit lanes).
-    const __m256i words_low = _mm256_packs_epi32(above[0], above[1]);
-    const __m256i words_high = _mm256_packs_epi32(above[2], above[3]);
-    __m256i bytes = _mm256_packs_epi16(words_low, words_high);
-    bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    bytes = _mm256_and_si256(bytes, _mm256_set1_epi8(1));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), bytes);
+    store_mask_bytes(above, out + i);
   }
   for (; i < end; ++i) out[i] = static_cast<uint8_t>(load_key<kMasked>(params, mask, i) > bound);
 }
-
-// The live entries of [begin, end).
-inline int64_t count_live_bytes(const uint8_t* mask, int64_t begin, int64_t end) {
-  int64_t live = 0, i = begin;
-  for (; i + 32 <= end; i += 32) {
-    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mask + i));
-    const __m256i dead = _mm256_cmpeq_epi8(bytes, _mm256_setzero_si256());
-    live += 32 - __builtin_popcount(static_cast<unsigned>(_mm256_movemask_epi8(dead)));
-  }
-  for (; i < end; ++i) live += mask[i] != 0;
-  return live;
-}
-
 
 // A threshold, with the number of keys equal to it among all live entries.
 struct SmallThreshold {

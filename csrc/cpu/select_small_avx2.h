@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "accumulator.h"
 #include "keys_avx2.h"
 #include "radix_select.h"
 
@@ -277,7 +278,7 @@ void select_few_keys(const uint32_t* params, const uint8_t* mask, int64_t begin,
 inline void select_small_vectors(const uint32_t* params, const uint8_t* mask, int64_t begin,
                                  int64_t end, int64_t keep, std::vector<uint32_t>& scratch,
                                  uint8_t* out) {
-  const int64_t live = mask == nullptr ? end - begin : count_live_bytes(mask, begin, end);
+  const int64_t live = count_live(mask == nullptr ? mask : mask + begin, end - begin);
   if (keep <= 0 || keep >= live) {
     const int32_t bound = keep <= 0 ? kMaxKey : -1;  // nothing is above kMaxKey; every live key is above -1
     if (mask == nullptr) return write_above<false>(params, mask, begin, end, bound, out);
