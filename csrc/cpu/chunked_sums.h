@@ -61,28 +61,37 @@ double sum_power(PowerKind kind, const typename E::Bits* params, const uint8_t* 
 }
 
 // The generic exponents of a chunk in float32 arithmetic; x = |w| / scale is in [0, 1].
+// Compute-bound: the loop also prefetches the next chunk, so that its integer max
+// (add_scaled_chunk) reads from cache instead of waiting on memory.
 template <class E>
 void add_generic_chunk_f32(const typename E::Bits* params, const uint8_t* mask, int64_t n,
                            const Scaling& scaling, const Exponents& ex, Accumulator& acc) {
-  alignas(64) float magnitudes[kChunk];
-  const int64_t padded = (n + 15) / 16 * 16;
+  using Bits = typename E::Bits;
+  alignas(64) float log2_magnitudes[kChunk];
   // Both factors are within float's range (|e| <= 149); the product of the first stays below
   // 2^75, and entries that end below 2^-126 are dropped anyway (powers_f32.h).
   const float high = static_cast<float>(scaling.high), low = static_cast<float>(scaling.low);
-  int64_t i = 0;
-  if constexpr (!std::is_same_v<E, Float64Element>) {  // float64 never takes this path
-    for (; i + 8 <= n; i += 8) {
-      const f32x8 scaled = load_magnitudes8<E>(params + i, mask ? mask + i : nullptr) * high * low;
-      __builtin_memcpy(magnitudes + i, &scaled, sizeof(scaled));
+  auto log2_of_octet = [&](const Bits* at, const uint8_t* live, int64_t i) {
+    const f32x8 log2_scaled = log2_x8(load_magnitudes8<E>(at, live) * high * low);
+    __builtin_memcpy(log2_magnitudes + i, &log2_scaled, sizeof(log2_scaled));
+  };
+  const int64_t whole = n / 8 * 8;
+  for (int64_t i = 0; i < whole; i += 8) {
+    __builtin_prefetch(params + i + kChunk);
+    log2_of_octet(params + i, mask ? mask + i : nullptr, i);
+  }
+  if (whole < n) {  // the last n % 8 entries, zero-padded: the log2 of a dropped entry
+    Bits tail[8] = {};
+    uint8_t tail_mask[8] = {};
+    for (int64_t j = whole; j < n; ++j) {  // not memcpy: a library call for a variable size
+      tail[j - whole] = params[j];
+      tail_mask[j - whole] = mask ? mask[j] : 1;
     }
+    log2_of_octet(tail, mask ? tail_mask : nullptr, whole);
   }
-  for (; i < n; ++i) {
-    magnitudes[i] = static_cast<float>(scaled_magnitude<E, true>(params, mask, i, scaling));
-  }
-  for (i = n; i < padded; ++i) magnitudes[i] = 0.0f;
-  add_generic_powers_f32(magnitudes, padded, static_cast<float>(ex.p), static_cast<float>(ex.q),
-                         ex.kind_p == PowerKind::kGeneric, ex.kind_q == PowerKind::kGeneric,
-                         acc.sum_p, acc.sum_q);
+  add_generic_powers_f32(log2_magnitudes, (n + 7) / 8 * 8, static_cast<float>(ex.p),
+                         static_cast<float>(ex.q), ex.kind_p == PowerKind::kGeneric,
+                         ex.kind_q == PowerKind::kGeneric, acc.sum_p, acc.sum_q);
 }
 
 // Adds the chunk's power sums to acc.
@@ -94,9 +103,11 @@ void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64
   if (!generic_p) acc.sum_p += sum_power<E, kScaled>(ex.kind_p, params, mask, n, scaling);
   if (!generic_q) acc.sum_q += sum_power<E, kScaled>(ex.kind_q, params, mask, n, scaling);
   if (!generic_p && !generic_q) return;
-  if (ex.generic_in_float32) {
-    add_generic_chunk_f32<E>(params, mask, n, scaling, ex, acc);
-    return;
+  if constexpr (!std::is_same_v<E, Float64Element>) {  // float64 never takes this path
+    if (ex.generic_in_float32) {
+      add_generic_chunk_f32<E>(params, mask, n, scaling, ex, acc);
+      return;
+    }
   }
   alignas(64) double magnitudes[kChunk];
   const int64_t padded = (n + 15) / 16 * 16;
