@@ -81,13 +81,8 @@ void add_generic_chunk_f32(const typename E::Bits* params, const uint8_t* mask, 
     log2_of_octet(params + i, mask ? mask + i : nullptr, i);
   }
   if (whole < n) {  // the last n % 8 entries, zero-padded: the log2 of a dropped entry
-    Bits tail[8] = {};
-    uint8_t tail_mask[8] = {};
-    for (int64_t j = whole; j < n; ++j) {  // not memcpy: a library call for a variable size
-      tail[j - whole] = params[j];
-      tail_mask[j - whole] = mask ? mask[j] : 1;
-    }
-    log2_of_octet(tail, mask ? tail_mask : nullptr, whole);
+    const PaddedTail<E, 8> tail(params + whole, mask ? mask + whole : nullptr, n - whole);
+    log2_of_octet(tail.params, mask ? tail.mask : nullptr, whole);
   }
   add_generic_powers_f32(log2_magnitudes, (n + 7) / 8 * 8, static_cast<float>(ex.p),
                          static_cast<float>(ex.q), ex.kind_p == PowerKind::kGeneric,

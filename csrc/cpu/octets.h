@@ -139,6 +139,22 @@ inline f32x8 octet_lanes(const typename E::Bits* at, const uint8_t* live, int64_
   return (f32x8)(bits & (u32x8)(lane < count));
 }
 
+// The last `rest` entries of a span (rest <= kLanes) and their mask bytes, zero-padded to
+// kLanes: a step that may not read past the end of the buffer reads this copy. A loop, not
+// memcpy, which is a library call for a variable size.
+template <class E, int kLanes>
+struct PaddedTail {
+  typename E::Bits params[kLanes] = {};
+  uint8_t mask[kLanes] = {};
+
+  PaddedTail(const typename E::Bits* from, const uint8_t* live, int64_t rest) {
+    for (int64_t j = 0; j < rest; ++j) {
+      params[j] = from[j];
+      mask[j] = live == nullptr ? 1 : live[j];
+    }
+  }
+};
+
 // Σ a^p and Σ a^q over the live entries of params[0..n), a = |w|, for fast-path kinds;
 // kMasked says whether span.mask is used (it is then non-null).
 // Whole steps of 16 entries run unmasked; the last 0..15 entries take one lane-masked step, so
@@ -149,7 +165,6 @@ inline f32x8 octet_lanes(const typename E::Bits* at, const uint8_t* live, int64_
 // 16-byte load of two 8-byte stores stalls store forwarding once a segment.
 template <class E, PowerKind kP, PowerKind kQ, bool kMasked>
 __attribute__((always_inline)) inline PowerPair sum_powers_by_octets(const OctetSpan<E>& span) {
-  using Bits = typename E::Bits;
   const auto [params, mask, n, readable] = span;
   OctetSums<kP, kQ> sums;
   int64_t i = 0;
@@ -164,12 +179,9 @@ __attribute__((always_inline)) inline PowerPair sum_powers_by_octets(const Octet
     sums.add(octet_lanes<E, kMasked>(params + i + 8, kMasked ? mask + i + 8 : nullptr, rest - 8),
              1);
   } else if (rest > 0) {
-    Bits tail[16] = {};
-    uint8_t tail_mask[16] = {};
-    std::memcpy(tail, params + i, static_cast<size_t>(rest) * sizeof(Bits));
-    if constexpr (kMasked) std::memcpy(tail_mask, mask + i, static_cast<size_t>(rest));
-    sums.add(octet_lanes<E, kMasked>(tail, tail_mask, rest), 0);
-    sums.add(octet_lanes<E, kMasked>(tail + 8, tail_mask + 8, rest - 8), 1);
+    const PaddedTail<E, 16> tail(params + i, kMasked ? mask + i : nullptr, rest);
+    sums.add(octet_lanes<E, kMasked>(tail.params, tail.mask, rest), 0);
+    sums.add(octet_lanes<E, kMasked>(tail.params + 8, tail.mask + 8, rest - 8), 1);
   }
   return sums.total();
 }
