@@ -219,6 +219,30 @@ def test_nonfinite_error_lists_many_segments(backend: str) -> None:
         pqi_of(params, [2] * 15, 1.0, 2.0, backend=backend)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("pq", [(0.5, 1.0), (1.0, 2.0), (0.7, 1.3)], ids=str)
+def test_nonfinite_counted_over_many_tiles(backend: str, dtype: torch.dtype, pq) -> None:
+    """NaN / inf spread over short segments in several 65536-entry tiles of the C++ backend,
+    some in segments that cross a tile boundary: each counted once, only their segments NaN."""
+    gen = torch.Generator().manual_seed(3)
+    lengths = torch.randint(0, 40, (9000,), generator=gen)
+    params = torch.randn(int(lengths.sum()), generator=gen).to(dtype)
+    seg = sk.Segments.from_lengths(lengths)
+    places = torch.tensor([5, 65535, 65536, 70001, 131071, 150000, 150001, 170002])
+    params[places[::2]] = NAN
+    params[places[1::2]] = -INF
+    hit = torch.unique(torch.searchsorted(seg.offsets, places, right=True) - 1)
+    with pytest.raises(ValueError, match=rf"got {places.numel()} NaN or inf"):
+        sk.segmented_pqi(params, seg, *pq, backend=backend)
+    got = sk.segmented_pqi(params, seg, *pq, backend=backend, nan_policy="propagate")
+    want_nan = torch.zeros(seg.num_segments, dtype=torch.bool)
+    want_nan[hit] = True
+    want_nan |= lengths == 0  # no live entry: NaN as well
+    assert torch.equal(got.isnan(), want_nan)
+    sums = sk.segmented_power_sums(params, seg, *pq, backend=backend, nan_policy="propagate")
+    assert torch.equal(sums.sum_q.isnan(), want_nan & (lengths > 0))
+
+
 def test_pqi_range_on_random_data(backend: str) -> None:
     """Theorem 1 on a batch of random segments of every length up to 300."""
     gen = torch.Generator().manual_seed(0)

@@ -61,29 +61,22 @@ double sum_power(PowerKind kind, const typename E::Bits* params, const uint8_t* 
 }
 
 // The generic exponents of a chunk in float32 arithmetic; x = |w| / scale is in [0, 1].
-// Compute-bound: the loop also prefetches the next chunk, so that its integer max
+// Compute-bound: the loop also prefetches the next chunk, so that its max
 // (add_scaled_chunk) reads from cache instead of waiting on memory.
 template <class E>
 void add_generic_chunk_f32(const typename E::Bits* params, const uint8_t* mask, int64_t n,
-                           const Scaling& scaling, const Exponents& ex, Accumulator& acc) {
-  using Bits = typename E::Bits;
+                           int64_t readable, const Scaling& scaling, const Exponents& ex,
+                           Accumulator& acc) {
   alignas(64) float log2_magnitudes[kChunk];
   // Both factors are within float's range (|e| <= 149); the product of the first stays below
   // 2^75, and entries that end below 2^-126 are dropped anyway (powers_f32.h).
   const float high = static_cast<float>(scaling.high), low = static_cast<float>(scaling.low);
-  auto log2_of_octet = [&](const Bits* at, const uint8_t* live, int64_t i) {
-    const f32x8 log2_scaled = log2_x8(load_magnitudes8<E>(at, live) * high * low);
-    __builtin_memcpy(log2_magnitudes + i, &log2_scaled, sizeof(log2_scaled));
-  };
-  const int64_t whole = n / 8 * 8;
-  for (int64_t i = 0; i < whole; i += 8) {
+  // A partial last octet is zero-padded: the log2 of a dropped entry.
+  for_each_octet<E>(params, mask, n, readable, [&](f32x8 magnitudes, int64_t i) {
     __builtin_prefetch(params + i + kChunk);
-    log2_of_octet(params + i, mask ? mask + i : nullptr, i);
-  }
-  if (whole < n) {  // the last n % 8 entries, zero-padded: the log2 of a dropped entry
-    const PaddedTail<E, 8> tail(params + whole, mask ? mask + whole : nullptr, n - whole);
-    log2_of_octet(tail.params, mask ? tail.mask : nullptr, whole);
-  }
+    const f32x8 log2_scaled = log2_x8(magnitudes * high * low);
+    __builtin_memcpy(log2_magnitudes + i, &log2_scaled, sizeof(log2_scaled));
+  });
   add_generic_powers_f32(log2_magnitudes, (n + 7) / 8 * 8, static_cast<float>(ex.p),
                          static_cast<float>(ex.q), ex.kind_p == PowerKind::kGeneric,
                          ex.kind_q == PowerKind::kGeneric, acc.sum_p, acc.sum_q);
@@ -92,7 +85,8 @@ void add_generic_chunk_f32(const typename E::Bits* params, const uint8_t* mask, 
 // Adds the chunk's power sums to acc.
 template <class E, bool kScaled>
 void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64_t n,
-                      const Scaling& scaling, const Exponents& ex, Accumulator& acc) {
+                      int64_t readable, const Scaling& scaling, const Exponents& ex,
+                      Accumulator& acc) {
   const bool generic_p = ex.kind_p == PowerKind::kGeneric;
   const bool generic_q = ex.kind_q == PowerKind::kGeneric;
   if (!generic_p) acc.sum_p += sum_power<E, kScaled>(ex.kind_p, params, mask, n, scaling);
@@ -100,7 +94,7 @@ void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64
   if (!generic_p && !generic_q) return;
   if constexpr (!std::is_same_v<E, Float64Element>) {  // float64 never takes this path
     if (ex.generic_in_float32) {
-      add_generic_chunk_f32<E>(params, mask, n, scaling, ex, acc);
+      add_generic_chunk_f32<E>(params, mask, n, readable, scaling, ex, acc);
       return;
     }
   }
@@ -113,19 +107,46 @@ void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64
   add_generic_powers(magnitudes, padded, ex.p, ex.q, generic_p, generic_q, acc.sum_p, acc.sum_q);
 }
 
+// The largest live magnitude's bits as a float32 (16/32-bit entries) or float64, eight lanes a
+// step for the former; NaN / inf give bits >= E32::kInfBits (E64 for float64).
+template <class E>
+uint64_t max_magnitude_bits(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                            int64_t readable) {
+  if constexpr (std::is_same_v<E, Float64Element>) {
+    return max_live_abs_bits<E>(params, mask, n);
+  } else {
+    u32x8 largest = {};
+    for_each_octet<E>(params, mask, n, readable, [&](f32x8 magnitudes, int64_t) {
+      const u32x8 bits = (u32x8)(magnitudes);
+      largest = bits > largest ? bits : largest;
+    });
+    uint32_t result = 0;
+    for (int lane = 0; lane < 8; ++lane) result = largest[lane] > result ? largest[lane] : result;
+    return result;
+  }
+}
+
+// The magnitude type of max_magnitude_bits: float32 for 16/32-bit entries.
+template <class E>
+using MaxElement =
+    std::conditional_t<std::is_same_v<E, Float64Element>, Float64Element, Float32Element>;
+
 template <class E>
 void add_scaled_chunk(const typename E::Bits* params, const uint8_t* mask, int64_t n,
-                      const Exponents& ex, Accumulator& acc) {
-  const auto max_bits = max_live_abs_bits<E>(params, mask, n);
-  if (max_bits >= E::kInfBits) {
+                      int64_t readable, const Exponents& ex, Accumulator& acc) {
+  using M = MaxElement<E>;
+  const auto max_bits =
+      static_cast<typename M::Bits>(max_magnitude_bits<E>(params, mask, n, readable));
+  if (max_bits >= M::kInfBits) {
     acc.nonfinite += count_nonfinite<E>(params, mask, n);
     return;
   }
   if (max_bits == 0) return;  // all zero or dead: adds nothing to the sums
-  const int chunk_exponent = binary_exponent(E::to_double(max_bits));  // max = f 2^e
+  const int chunk_exponent = binary_exponent(M::to_double(max_bits));  // max = f 2^e
   // 2^1024 overflows: for the largest doubles take 2^1023, so entries scale to below 2.
   acc.rescale_to(std::min(chunk_exponent, 1023), ex);
-  add_chunk_powers<E, true>(params, mask, n, Scaling::for_exponent(acc.exponent), ex, acc);
+  add_chunk_powers<E, true>(params, mask, n, readable, Scaling::for_exponent(acc.exponent), ex,
+                            acc);
 }
 
 // Sums one piece chunk by chunk.
@@ -139,15 +160,21 @@ struct ChunkedPieces {
       const int64_t n = std::min(kChunk, piece.end - begin);
       const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + begin;
       acc.count += count_live(mask, n);
+      const int64_t readable = input.numel - begin;
       if (ex.scaled) {
-        add_scaled_chunk<E>(params + begin, mask, n, ex, acc);
+        add_scaled_chunk<E>(params + begin, mask, n, readable, ex, acc);
       } else {
-        add_chunk_powers<E, false>(params + begin, mask, n, Scaling{}, ex, acc);
+        add_chunk_powers<E, false>(params + begin, mask, n, readable, Scaling{}, ex, acc);
       }
     }
     if (ex.scaled) return acc;
     const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + piece.begin;
     return finish_unscaled<E>(params + piece.begin, mask, piece.end - piece.begin, acc);
+  }
+
+  // The same, NaN / inf entries counted (power_sums.cpp asks both kinds of piece for this).
+  Accumulator sums(const SegmentedBuffer& input, const Piece& piece, const Exponents& ex) const {
+    return (*this)(input, piece, ex);
   }
 };
 

@@ -155,6 +155,28 @@ struct PaddedTail {
   }
 };
 
+// Calls visit(magnitudes, i) for each octet of params[0..n) (dead entries 0), i its first
+// entry: whole octets as they are, the last partial one with its lanes beyond n zeroed. That one
+// is read in place where `readable` entries from params allow it, else from a zero-padded copy;
+// so a short span costs no scalar loop.
+template <class E, class Visit>
+__attribute__((always_inline)) inline void for_each_octet(const typename E::Bits* params,
+                                                          const uint8_t* mask, int64_t n,
+                                                          int64_t readable, Visit&& visit) {
+  const int64_t whole = n / 8 * 8;
+  for (int64_t i = 0; i < whole; i += 8) {
+    visit(load_magnitudes8<E>(params + i, mask == nullptr ? nullptr : mask + i), i);
+  }
+  if (whole == n) return;
+  const uint8_t* live = mask == nullptr ? nullptr : mask + whole;
+  if (whole + 8 <= readable) {
+    visit(octet_lanes<E, true>(params + whole, live, n - whole), whole);
+    return;
+  }
+  const PaddedTail<E, 8> tail(params + whole, live, n - whole);
+  visit(load_magnitudes8<E>(tail.params, live == nullptr ? nullptr : tail.mask), whole);
+}
+
 // Σ a^p and Σ a^q over the live entries of params[0..n), a = |w|, for fast-path kinds;
 // kMasked says whether span.mask is used (it is then non-null).
 // Whole steps of 16 entries run unmasked; the last 0..15 entries take one lane-masked step, so
