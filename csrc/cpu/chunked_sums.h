@@ -107,8 +107,15 @@ void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64
   add_generic_powers(magnitudes, padded, ex.p, ex.q, generic_p, generic_q, acc.sum_p, acc.sum_q);
 }
 
-// The largest live magnitude's bits as a float32 (16/32-bit entries) or float64, eight lanes a
-// step for the former; NaN / inf give bits >= E32::kInfBits (E64 for float64).
+// The element type whose bits max_magnitude_bits returns: float32 for 16/32-bit entries
+// (every float16 and bfloat16 value is exact in float32), float64 for float64.
+template <class E>
+using MaxElement =
+    std::conditional_t<std::is_same_v<E, Float64Element>, Float64Element, Float32Element>;
+
+// The bits of the largest live magnitude, as a MaxElement<E>; NaN / inf give bits >= its
+// kInfBits. 16/32-bit entries go eight lanes a step with a lane-masked last octet, so a short
+// segment costs no scalar loop.
 template <class E>
 uint64_t max_magnitude_bits(const typename E::Bits* params, const uint8_t* mask, int64_t n,
                             int64_t readable) {
@@ -125,11 +132,6 @@ uint64_t max_magnitude_bits(const typename E::Bits* params, const uint8_t* mask,
     return result;
   }
 }
-
-// The magnitude type of max_magnitude_bits: float32 for 16/32-bit entries.
-template <class E>
-using MaxElement =
-    std::conditional_t<std::is_same_v<E, Float64Element>, Float64Element, Float32Element>;
 
 template <class E>
 void add_scaled_chunk(const typename E::Bits* params, const uint8_t* mask, int64_t n,
