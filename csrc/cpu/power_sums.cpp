@@ -142,7 +142,10 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
 #pragma omp parallel reduction(+ : nonfinite)
   {
     PqiBatch batch(rule, out.pqi);
-#pragma omp for schedule(static)
+    // Tiles handed out one at a time: a core slowed by other work (a shared machine, a
+    // hybrid CPU's efficiency cores) takes fewer, instead of the others waiting on its half.
+    // Each tile's outputs do not depend on the thread that reads it.
+#pragma omp for schedule(dynamic, 1)
     for (int64_t tile = 0; tile < tiles; ++tile) {
       int64_t first_whole = -1, last_whole = -1;
       bool not_finite = false;
