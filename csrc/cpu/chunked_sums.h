@@ -63,14 +63,14 @@ double sum_power(PowerKind kind, const typename E::Bits* params, const uint8_t* 
 // The generic exponents of a chunk in float32 arithmetic; x = |w| / scale is in [0, 1].
 // Compute-bound: the loop also prefetches the next chunk, so that its max
 // (add_scaled_chunk) reads from cache instead of waiting on memory.
+// The scale 2^-e comes as two factors, high * low (Scaling::for_exponent): both are within
+// float's range (|e| <= 149), the product of the first stays below 2^75, and entries that end
+// below 2^-126 are dropped anyway (powers_f32.h).
 template <class E>
 void add_generic_chunk_f32(const typename E::Bits* params, const uint8_t* mask, int64_t n,
-                           int64_t readable, const Scaling& scaling, const Exponents& ex,
+                           int64_t readable, float high, float low, const Exponents& ex,
                            Accumulator& acc) {
   alignas(64) float log2_magnitudes[kChunk];
-  // Both factors are within float's range (|e| <= 149); the product of the first stays below
-  // 2^75, and entries that end below 2^-126 are dropped anyway (powers_f32.h).
-  const float high = static_cast<float>(scaling.high), low = static_cast<float>(scaling.low);
   // A partial last octet is zero-padded: the log2 of a dropped entry.
   for_each_octet<E>(params, mask, n, readable, [&](f32x8 magnitudes, int64_t i) {
     __builtin_prefetch(params + i + kChunk);
@@ -94,7 +94,8 @@ void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64
   if (!generic_p && !generic_q) return;
   if constexpr (!std::is_same_v<E, Float64Element>) {  // float64 never takes this path
     if (ex.generic_in_float32) {
-      add_generic_chunk_f32<E>(params, mask, n, readable, scaling, ex, acc);
+      add_generic_chunk_f32<E>(params, mask, n, readable, static_cast<float>(scaling.high),
+                               static_cast<float>(scaling.low), ex, acc);
       return;
     }
   }
@@ -151,6 +152,37 @@ void add_scaled_chunk(const typename E::Bits* params, const uint8_t* mask, int64
                             acc);
 }
 
+// 2^k as a float, for -126 <= k <= 127.
+inline float float_power_of_two(int k) {
+  return bit_cast<float>(static_cast<uint32_t>(k + 127) << 23);
+}
+
+// A whole piece of at most kChunk entries, both exponents generic in float32 (the segments of
+// ragged and row layouts): add_scaled_chunk's arithmetic, bit for bit, with the exponent and
+// the scale's factors taken from the float32 bits of the max and no calls in between, which
+// cost a short segment more than its entries do.
+template <class E>
+Accumulator sum_short_generic_f32(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                                  int64_t readable, const Exponents& ex) {
+  Accumulator acc;
+  acc.count = count_live(mask, n);
+  const auto max_bits = static_cast<uint32_t>(max_magnitude_bits<E>(params, mask, n, readable));
+  if (max_bits >= Float32Element::kInfBits) {
+    acc.nonfinite = count_nonfinite<E>(params, mask, n);
+    return acc;
+  }
+  if (max_bits == 0) return acc;
+  // max = f 2^e with f in [0.5, 1): from the exponent field, or (subnormal max) as before
+  const int e = max_bits >= 0x00800000u ? static_cast<int>(max_bits >> 23) - 126
+                                        : binary_exponent(Float32Element::to_double(max_bits));
+  acc.exponent = e;
+  acc.has_scale = true;
+  const int half = -e / 2;  // as Scaling::for_exponent splits 2^-e
+  add_generic_chunk_f32<E>(params, mask, n, readable, float_power_of_two(half),
+                           float_power_of_two(-e - half), ex, acc);
+  return acc;
+}
+
 // Sums one piece chunk by chunk.
 template <class E>
 struct ChunkedPieces {
@@ -174,8 +206,18 @@ struct ChunkedPieces {
     return finish_unscaled<E>(params + piece.begin, mask, piece.end - piece.begin, acc);
   }
 
-  // The same, NaN / inf entries counted (power_sums.cpp asks both kinds of piece for this).
+  // The same for a whole piece, NaN / inf entries counted (power_sums.cpp asks both kinds of
+  // piece for this); short ones with both exponents generic in float32 take the direct path.
   Accumulator sums(const SegmentedBuffer& input, const Piece& piece, const Exponents& ex) const {
+    if constexpr (!std::is_same_v<E, Float64Element>) {
+      const int64_t n = piece.end - piece.begin;
+      if (ex.generic_in_float32 && ex.kind_p == PowerKind::kGeneric &&
+          ex.kind_q == PowerKind::kGeneric && n <= kChunk) {
+        const auto* params = static_cast<const typename E::Bits*>(input.params) + piece.begin;
+        const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + piece.begin;
+        return sum_short_generic_f32<E>(params, mask, n, input.numel - piece.begin, ex);
+      }
+    }
     return (*this)(input, piece, ex);
   }
 };
