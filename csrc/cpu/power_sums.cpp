@@ -111,8 +111,8 @@ struct BoundaryPiece {
 // outputs: taken only for a tile where such an entry made a whole segment's sums not finite.
 template <class Pieces>
 int64_t resum_whole_segments(const SegmentedBuffer& input, const Exponents& ex,
-                             const PowerSumsOutput& out, const Pieces& sum_piece, int64_t tile) {
-  const PqiRule rule(ex.p, ex.q);
+                             const PqiRule& rule, const PowerSumsOutput& out,
+                             const Pieces& sum_piece, int64_t tile) {
   int64_t nonfinite = 0;
   for_each_piece(input.offsets, input.num_segments, input.numel, tile, [&](const Piece& pc) {
     if (!pc.whole()) return;
@@ -177,7 +177,7 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
         not_finite = batch.take_not_finite();
       }
       if (not_finite) [[unlikely]] {
-        nonfinite += resum_whole_segments(input, ex, out, sum_piece, tile);
+        nonfinite += resum_whole_segments(input, ex, rule, out, sum_piece, tile);
       }
       const WholeSegmentsHook& hook = out.after_whole_segments;
       if (hook.call != nullptr && first_whole >= 0) hook.call(hook.context, first_whole, last_whole + 1);
