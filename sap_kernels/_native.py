@@ -28,6 +28,11 @@ def native_available() -> bool:
     return _extension is not None
 
 
+def native_has_cuda() -> bool:
+    """True when the compiled extension holds the CUDA kernels (built with nvcc)."""
+    return _extension is not None and bool(getattr(_extension, "has_cuda", False))
+
+
 def native(op: str) -> ModuleType:
     """The extension module, or an ImportError that says how to build it."""
     if _extension is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from torch import Tensor
 
 from . import reference
 from ._checks import (
@@ -15,9 +16,9 @@ from ._checks import (
     check_params,
     nonfinite_error,
 )
-from ._dispatch import resolve_backend
+from ._dispatch import check_backend_argument, resolve_backend
 from ._native import native
-from .segments import Segments, as_segments
+from .segments import Segments, check_offsets, offsets_argument
 
 
 class PowerSums(NamedTuple):
@@ -50,7 +51,7 @@ class ValidInputs(NamedTuple):
     has_nan_policy: bool = True
 
 
-def check_power_sums_inputs(
+def segment_op_arguments(
     op: str,
     params: torch.Tensor,
     segments: Segments | torch.Tensor,
@@ -59,15 +60,36 @@ def check_power_sums_inputs(
     mask: torch.Tensor | None,
     nan_policy: str,
     backend: str | None,
-) -> ValidInputs:
-    """Validates the inputs of op (whose name its errors carry) before any work is done."""
+) -> tuple:
+    """The arguments of a segmented custom op, from those of the public call. Checks only what
+    needs no look at tensor values (so that it traces under torch.compile); the op checks the
+    rest (`check_power_sums_inputs`)."""
     params = check_params(op, params)
     mask = check_mask(op, mask, params)
     p, q = check_exponents(op, p, q)
     nan_policy = check_nan_policy(op, nan_policy)
-    segments = as_segments(op, segments, params.numel())
+    offsets = offsets_argument(op, segments, params)
+    return params, offsets, p, q, mask, nan_policy, check_backend_argument(op, backend)
+
+
+def check_power_sums_inputs(
+    op: str,
+    params: torch.Tensor,
+    offsets: torch.Tensor,
+    p: float,
+    q: float,
+    mask: torch.Tensor | None,
+    nan_policy: str,
+    backend: str | None,
+) -> ValidInputs:
+    """Validates the inputs of op (whose name its errors carry), inside the custom op, before
+    any work is done."""
+    params = check_params(op, params)
+    mask = check_mask(op, mask, params)
+    p, q = check_exponents(op, p, q)
+    nan_policy = check_nan_policy(op, nan_policy)
+    offsets = check_offsets(op, offsets, params)
     backend = resolve_backend(op, backend, params.device)
-    offsets = segments.offsets_on(params.device)
     return ValidInputs(params, mask, offsets, p, q, nan_policy, backend)
 
 
@@ -90,32 +112,76 @@ def segmented_power_sums(
         mask: optional bool tensor of params.numel() elements; False entries take no part.
         nan_policy: ``"raise"`` (a NaN / inf live entry is an error) or ``"propagate"``
             (its segment's sums are NaN).
-        backend: ``"cpu"`` (C++), ``"torch"`` (reference) or None (fastest available).
+        backend: ``"cpu"`` (C++), ``"cuda"``, ``"triton"``, ``"torch"`` (reference) or None
+            (the default for the device; ``$SAP_KERNELS_BACKEND`` overrides it).
 
     Returns:
         PowerSums(scale, sum_p, sum_q, count).
     """
     op = "segmented_power_sums"
-    inputs = check_power_sums_inputs(op, params, segments, p, q, mask, nan_policy, backend)
-    return _power_sums(op, inputs)
+    arguments = segment_op_arguments(op, params, segments, p, q, mask, nan_policy, backend)
+    return PowerSums(*torch.ops.sap_kernels.segmented_power_sums(*arguments))
+
+
+@torch.library.custom_op("sap_kernels::segmented_power_sums", mutates_args=())
+def _power_sums_op(
+    params: Tensor,
+    offsets: Tensor,
+    p: float,
+    q: float,
+    mask: Tensor | None,
+    nan_policy: str,
+    backend: str | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    op = "segmented_power_sums"
+    inputs = check_power_sums_inputs(op, params, offsets, p, q, mask, nan_policy, backend)
+    return tuple(_power_sums(op, inputs))
+
+
+@_power_sums_op.register_fake
+def _(params, offsets, p, q, mask, nan_policy, backend):
+    return (
+        *per_segment_like(params, offsets, torch.float64, 3),
+        *per_segment_like(params, offsets, torch.int64, 1),
+    )
+
+
+def per_segment_like(params: Tensor, offsets: Tensor, dtype: torch.dtype, how_many: int) -> list:
+    """how_many fresh [S] tensors of dtype on params' device (a fake implementation's outputs)."""
+    num_segments = offsets.shape[0] - 1
+    return [params.new_empty(num_segments, dtype=dtype) for _ in range(how_many)]
 
 
 def _power_sums(op: str, inputs: ValidInputs) -> PowerSums:
     """The power sums on inputs' backend; raises for NaN / inf under nan_policy="raise"."""
-    if inputs.backend == "cpu":
-        sums, nonfinite = _power_sums_cpu(op, inputs)
-    else:
-        sums = PowerSums(
-            *reference.power_sums(inputs.params, inputs.offsets, inputs.p, inputs.q, inputs.mask)
-        )
-        has_nan = bool(sums.sum_p.isnan().any())
-        nonfinite = (
-            int(reference.nonfinite_live(inputs.params, inputs.mask).sum()) if has_nan else 0
-        )
+    sums, nonfinite = _BACKENDS[inputs.backend](op, inputs)
     if nonfinite and inputs.nan_policy == "raise":
         bad_segments = sums.sum_p.isnan().nonzero().view(-1)
         raise nonfinite_error(op, nonfinite, bad_segments, can_propagate=inputs.has_nan_policy)
     return sums
+
+
+def count_nonfinite_where_nan(sums: PowerSums, inputs: ValidInputs) -> int:
+    """The number of NaN / inf live entries, counted only when some segment's sum is NaN (a
+    backend gives NaN sums exactly to the segments that hold one)."""
+    if not bool(sums.sum_p.isnan().any()):
+        return 0
+    return int(reference.nonfinite_live(inputs.params, inputs.mask).sum())
+
+
+def _power_sums_torch(op: str, inputs: ValidInputs) -> tuple[PowerSums, int]:
+    sums = PowerSums(
+        *reference.power_sums(inputs.params, inputs.offsets, inputs.p, inputs.q, inputs.mask)
+    )
+    return sums, count_nonfinite_where_nan(sums, inputs)
+
+
+def _power_sums_triton(op: str, inputs: ValidInputs) -> tuple[PowerSums, int]:
+    from .triton import power_sums as triton_power_sums
+
+    sums, nonfinite = triton_power_sums.segmented_power_sums(inputs)
+    sums = PowerSums(*sums)
+    return sums, count_nonfinite_where_nan(sums, inputs) if nonfinite else 0
 
 
 def _power_sums_cpu(op: str, inputs: ValidInputs) -> tuple[PowerSums, int]:
@@ -144,3 +210,6 @@ def native_arguments(inputs: ValidInputs) -> tuple:
         inputs.p,
         inputs.q,
     )
+
+
+_BACKENDS = {"cpu": _power_sums_cpu, "torch": _power_sums_torch, "triton": _power_sums_triton}

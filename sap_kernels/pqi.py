@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from . import reference
 from ._native import native
-from .power_sums import ValidInputs, _power_sums, check_power_sums_inputs, native_arguments
+from .power_sums import (
+    ValidInputs,
+    _power_sums,
+    check_power_sums_inputs,
+    native_arguments,
+    per_segment_like,
+    segment_op_arguments,
+)
 from .segments import Segments
 
 
@@ -34,22 +42,55 @@ def segmented_pqi(
         mask: optional bool tensor of params.numel() elements; False entries take no part.
         nan_policy: ``"raise"`` (a NaN / inf live entry is an error) or ``"propagate"``
             (its segment's PQI is NaN).
-        backend: ``"cpu"`` (C++), ``"torch"`` (reference) or None (fastest available).
+        backend: ``"cpu"`` (C++), ``"cuda"``, ``"triton"``, ``"torch"`` (reference) or None
+            (the default for the device; ``$SAP_KERNELS_BACKEND`` overrides it).
 
     Returns:
         float64 tensor [S].
     """
     op = "segmented_pqi"
-    inputs = check_power_sums_inputs(op, params, segments, p, q, mask, nan_policy, backend)
+    arguments = segment_op_arguments(op, params, segments, p, q, mask, nan_policy, backend)
+    return torch.ops.sap_kernels.segmented_pqi(*arguments)
+
+
+@torch.library.custom_op("sap_kernels::segmented_pqi", mutates_args=())
+def _pqi_op(
+    params: Tensor,
+    offsets: Tensor,
+    p: float,
+    q: float,
+    mask: Tensor | None,
+    nan_policy: str,
+    backend: str | None,
+) -> Tensor:
+    op = "segmented_pqi"
+    inputs = check_power_sums_inputs(op, params, offsets, p, q, mask, nan_policy, backend)
     return pqi_and_count(op, inputs)[0]
 
 
+@_pqi_op.register_fake
+def _(params, offsets, p, q, mask, nan_policy, backend):
+    return per_segment_like(params, offsets, torch.float64, 1)[0]
+
+
 def pqi_and_count(op: str, inputs: ValidInputs) -> tuple[torch.Tensor, torch.Tensor]:
-    """(PQI float64 [S], live count int64 [S]) of validated inputs, one pass on the CPU."""
-    if inputs.backend != "cpu":
-        sums = _power_sums(op, inputs)
-        pqi = reference.pqi_from_power_sums(sums.sum_p, sums.sum_q, sums.count, inputs.p, inputs.q)
-        return pqi, sums.count
+    """(PQI float64 [S], live count int64 [S]) of validated inputs, in one pass where the
+    backend has one."""
+    if inputs.backend == "cpu":
+        return _pqi_cpu(op, inputs)
+    if inputs.backend == "triton":
+        from .triton import power_sums as triton_power_sums
+
+        pqi, count, nonfinite = triton_power_sums.segmented_pqi(inputs)
+        if nonfinite and inputs.nan_policy == "raise":
+            _power_sums(op, inputs)  # raises, naming the segments that hold them
+        return pqi, count
+    sums = _power_sums(op, inputs)
+    pqi = reference.pqi_from_power_sums(sums.sum_p, sums.sum_q, sums.count, inputs.p, inputs.q)
+    return pqi, sums.count
+
+
+def _pqi_cpu(op: str, inputs: ValidInputs) -> tuple[torch.Tensor, torch.Tensor]:
     num_segments = inputs.offsets.numel() - 1
     pqi = torch.empty(num_segments, dtype=torch.float64)
     count = torch.empty(num_segments, dtype=torch.int64)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import Tensor
 
 from . import reference
 from ._checks import check_exponents
-from ._dispatch import resolve_backend
+from ._dispatch import check_backend_argument, resolve_backend
 from ._native import native
 
 
@@ -30,21 +31,43 @@ def sap_retain_bound(
         count: live entries d per segment, integer tensor [S].
         p, q: the exponents the PQI was computed with, 0 < p < q.
         eta_r: the paper's eta_r >= 0 (0 is the safe default).
-        backend: ``"cpu"``, ``"torch"`` or None.
+        backend: ``"cpu"``, ``"cuda"``, ``"triton"``, ``"torch"`` or None.
 
     Returns:
         float64 tensor [S]; NaN where the PQI is NaN.
     """
     op = "sap_retain_bound"
+    pqi, count = _check_tensor_types(op, pqi, count)
+    p, q = check_exponents(op, p, q)
+    eta_r = _check_real(op, "eta_r", eta_r, low=0.0)
+    backend = check_backend_argument(op, backend)
+    return torch.ops.sap_kernels.sap_retain_bound(pqi, count, p, q, eta_r, backend)
+
+
+@torch.library.custom_op("sap_kernels::sap_retain_bound", mutates_args=())
+def _retain_bound_op(
+    pqi: Tensor, count: Tensor, p: float, q: float, eta_r: float, backend: str | None
+) -> Tensor:
+    op = "sap_retain_bound"
     pqi, count, p, q = _check_inputs(op, pqi, count, p, q)
     eta_r = _check_real(op, "eta_r", eta_r, low=0.0)
-    if resolve_backend(op, backend, pqi.device) != "cpu":
-        return reference.retain_bound(pqi, count, p, q, eta_r)
-    out = torch.empty(pqi.numel(), dtype=torch.float64)
-    native(op).retain_bound(
-        pqi.data_ptr(), count.data_ptr(), pqi.numel(), p, q, eta_r, out.data_ptr()
-    )
-    return out
+    backend = resolve_backend(op, backend, pqi.device)
+    if backend == "cpu":
+        out = torch.empty(pqi.numel(), dtype=torch.float64)
+        native(op).retain_bound(
+            pqi.data_ptr(), count.data_ptr(), pqi.numel(), p, q, eta_r, out.data_ptr()
+        )
+        return out
+    if backend == "triton":
+        from .triton import sap_counts as triton_counts
+
+        return triton_counts.retain_bound_of(pqi, count, p, q, eta_r)
+    return reference.retain_bound(pqi, count, p, q, eta_r)
+
+
+@_retain_bound_op.register_fake
+def _(pqi, count, p, q, eta_r, backend):
+    return pqi.new_empty(pqi.shape, dtype=torch.float64)
 
 
 def sap_prune_counts(
@@ -69,21 +92,65 @@ def sap_prune_counts(
         count: live entries d per segment, integer tensor [S].
         p, q: the exponents the PQI was computed with, 0 < p < q.
         eta_r: eta_r >= 0. gamma: scaling factor >= 0. beta: maximum prune ratio in [0, 1].
-        backend: ``"cpu"``, ``"torch"`` or None.
+        backend: ``"cpu"``, ``"cuda"``, ``"triton"``, ``"torch"`` or None.
 
     Returns:
         int64 tensor [S].
     """
     op = "sap_prune_counts"
+    pqi, count = _check_tensor_types(op, pqi, count)
+    p, q = check_exponents(op, p, q)
+    eta_r, gamma, beta = check_sap_parameters(op, eta_r, gamma, beta)
+    backend = check_backend_argument(op, backend)
+    return torch.ops.sap_kernels.sap_prune_counts(pqi, count, p, q, eta_r, gamma, beta, backend)
+
+
+@torch.library.custom_op("sap_kernels::sap_prune_counts", mutates_args=())
+def _prune_counts_op(
+    pqi: Tensor,
+    count: Tensor,
+    p: float,
+    q: float,
+    eta_r: float,
+    gamma: float,
+    beta: float,
+    backend: str | None,
+) -> Tensor:
+    op = "sap_prune_counts"
     pqi, count, p, q = _check_inputs(op, pqi, count, p, q)
     eta_r, gamma, beta = check_sap_parameters(op, eta_r, gamma, beta)
-    if resolve_backend(op, backend, pqi.device) != "cpu":
-        return reference.prune_counts(pqi, count, p, q, eta_r, gamma, beta)
-    out = torch.empty(pqi.numel(), dtype=torch.int64)
-    native(op).prune_counts(
-        pqi.data_ptr(), count.data_ptr(), pqi.numel(), p, q, eta_r, gamma, beta, out.data_ptr()
-    )
-    return out
+    backend = resolve_backend(op, backend, pqi.device)
+    return prune_counts_of(op, pqi, count, p, q, eta_r, gamma, beta, backend)
+
+
+@_prune_counts_op.register_fake
+def _(pqi, count, p, q, eta_r, gamma, beta, backend):
+    return pqi.new_empty(pqi.shape, dtype=torch.int64)
+
+
+def prune_counts_of(
+    op: str,
+    pqi: torch.Tensor,
+    count: torch.Tensor,
+    p: float,
+    q: float,
+    eta_r: float,
+    gamma: float,
+    beta: float,
+    backend: str,
+) -> torch.Tensor:
+    """The prune counts of validated float64 pqi and int64 count, on backend."""
+    if backend == "cpu":
+        out = torch.empty(pqi.numel(), dtype=torch.int64)
+        native(op).prune_counts(
+            pqi.data_ptr(), count.data_ptr(), pqi.numel(), p, q, eta_r, gamma, beta, out.data_ptr()
+        )
+        return out
+    if backend == "triton":
+        from .triton import sap_counts as triton_counts
+
+        return triton_counts.prune_counts(pqi, count, p, q, eta_r, gamma, beta)
+    return reference.prune_counts(pqi, count, p, q, eta_r, gamma, beta)
 
 
 def check_sap_parameters(
@@ -97,9 +164,10 @@ def check_sap_parameters(
     )
 
 
-def _check_inputs(
-    op: str, pqi: torch.Tensor, count: torch.Tensor, p: float, q: float
-) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+def _check_tensor_types(
+    op: str, pqi: torch.Tensor, count: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """pqi a floating-point tensor, count an integer one (checks that trace under compile)."""
     if not isinstance(pqi, torch.Tensor) or not pqi.is_floating_point():
         got = pqi.dtype if isinstance(pqi, torch.Tensor) else type(pqi).__name__
         raise TypeError(f"{op}: pqi must be a floating-point tensor, got {got}")
@@ -110,6 +178,13 @@ def _check_inputs(
     ):
         got = count.dtype if isinstance(count, torch.Tensor) else type(count).__name__
         raise TypeError(f"{op}: count must be an integer tensor, got {got}")
+    return pqi, count
+
+
+def _check_inputs(
+    op: str, pqi: torch.Tensor, count: torch.Tensor, p: float, q: float
+) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    pqi, count = _check_tensor_types(op, pqi, count)
     if pqi.dim() != 1 or count.shape != pqi.shape:
         raise ValueError(
             f"{op}: pqi and count must be 1-D of the same length, got shapes "

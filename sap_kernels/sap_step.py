@@ -5,11 +5,19 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from torch import Tensor
 
 from ._native import empty_mask, native
-from .power_sums import ValidInputs, _power_sums, check_power_sums_inputs, native_arguments
+from .power_sums import (
+    ValidInputs,
+    _power_sums,
+    check_power_sums_inputs,
+    native_arguments,
+    per_segment_like,
+    segment_op_arguments,
+)
 from .pqi import pqi_and_count
-from .sap_counts import check_sap_parameters, sap_prune_counts
+from .sap_counts import check_sap_parameters, prune_counts_of
 from .segments import Segments
 from .topk_mask import topk_mask_of
 
@@ -54,22 +62,63 @@ def sap_step(
         p, q: exponents, 0 < p < q.
         mask: optional bool tensor of params.numel() elements; False entries are already pruned.
         eta_r, gamma, beta: the paper's hyper-parameters (eta_r >= 0, gamma >= 0, 0 <= beta <= 1).
-        backend: ``"cpu"`` (C++), ``"torch"`` (reference) or None (fastest available).
+        backend: ``"cpu"`` (C++), ``"cuda"``, ``"triton"``, ``"torch"`` (reference) or None
+            (the default for the device; ``$SAP_KERNELS_BACKEND`` overrides it).
 
     Returns:
         SAPStep(mask, pqi, count, n_prune).
     """
     op = "sap_step"
-    inputs = check_power_sums_inputs(op, params, segments, p, q, mask, "raise", backend)
+    arguments = segment_op_arguments(op, params, segments, p, q, mask, "raise", backend)
+    params, offsets, p, q, mask, _, backend = arguments
+    eta_r, gamma, beta = check_sap_parameters(op, eta_r, gamma, beta)
+    step = torch.ops.sap_kernels.sap_step(params, offsets, p, q, mask, eta_r, gamma, beta, backend)
+    return SAPStep(*step)
+
+
+@torch.library.custom_op("sap_kernels::sap_step", mutates_args=())
+def _sap_step_op(
+    params: Tensor,
+    offsets: Tensor,
+    p: float,
+    q: float,
+    mask: Tensor | None,
+    eta_r: float,
+    gamma: float,
+    beta: float,
+    backend: str | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    op = "sap_step"
+    inputs = check_power_sums_inputs(op, params, offsets, p, q, mask, "raise", backend)
     inputs = inputs._replace(has_nan_policy=False)
-    check_sap_parameters(op, eta_r, gamma, beta)
+    eta_r, gamma, beta = check_sap_parameters(op, eta_r, gamma, beta)
     if inputs.backend == "cpu":
-        return fused_step(op, inputs, eta_r, gamma, beta)
+        return tuple(fused_step(op, inputs, eta_r, gamma, beta))
+    if inputs.backend == "triton":
+        from .triton import sap_step as triton_step
+
+        *step, nonfinite = triton_step.sap_step(inputs, eta_r, gamma, beta)
+        if nonfinite:
+            _power_sums(op, inputs)  # raises, naming the segments that hold them
+        return tuple(step)
+    return tuple(composed_step(op, inputs, eta_r, gamma, beta))
+
+
+@_sap_step_op.register_fake
+def _(params, offsets, p, q, mask, eta_r, gamma, beta, backend):
+    new_mask = params.new_empty(params.shape, dtype=torch.bool)
+    pqi = per_segment_like(params, offsets, torch.float64, 1)[0]
+    return (new_mask, pqi, *per_segment_like(params, offsets, torch.int64, 2))
+
+
+def composed_step(op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta: float) -> SAPStep:
+    """The step as the composition of the three ops on inputs' backend."""
+    p, q = inputs.p, inputs.q
     pqi, count = pqi_and_count(op, inputs)
-    n_prune = sap_prune_counts(pqi, count, p, q, eta_r, gamma, beta, backend=inputs.backend)
+    n_prune = prune_counts_of(op, pqi, count, p, q, eta_r, gamma, beta, inputs.backend)
     # The power sums have checked that every live entry is finite.
-    new_mask = torch.empty(inputs.params.numel(), dtype=torch.bool)
-    keep = count - n_prune
+    new_mask = torch.empty(inputs.params.numel(), dtype=torch.bool, device=inputs.params.device)
+    keep = (count - n_prune).cpu()
     topk_mask_of(op, inputs.params, inputs.offsets, keep, inputs.mask, new_mask, inputs.backend)
     return SAPStep(new_mask, pqi, count, n_prune)
 

@@ -6,8 +6,13 @@ import math
 from collections.abc import Iterable, Sequence
 
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 SCOPES = ("neuron", "layer", "global")
+
+# Offsets tensors already validated, with the version and the last offset they had then: the
+# custom ops check them again only if they changed (an in-place write bumps the version).
+_validated: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 
 class Segments:
@@ -23,6 +28,7 @@ class Segments:
     def __init__(self, offsets: torch.Tensor | Sequence[int], *, _op: str = "Segments") -> None:
         self.offsets = _validated_offsets(_op, offsets)
         self._numel = int(self.offsets[-1])
+        _remember_validated(self.offsets, self._numel)
         self._on_device: dict[torch.device, torch.Tensor] = {}
 
     @classmethod
@@ -80,7 +86,9 @@ class Segments:
         if self.offsets.device == device:
             return self.offsets
         if device not in self._on_device:
-            self._on_device[device] = self.offsets.to(device)
+            copy = self.offsets.to(device)
+            _remember_validated(copy, self._numel)
+            self._on_device[device] = copy
         return self._on_device[device]
 
     def __len__(self) -> int:
@@ -90,20 +98,61 @@ class Segments:
         return f"Segments(num_segments={self.num_segments}, numel={self.numel})"
 
 
-def as_segments(op: str, segments: Segments | torch.Tensor, numel: int) -> Segments:
-    """A validated Segments for op, accepting a Segments or a 1-D offsets tensor."""
-    if not isinstance(segments, Segments):
-        if not isinstance(segments, torch.Tensor):
-            raise TypeError(
-                f"{op}: segments must be a sap_kernels.Segments or a 1-D int64 offsets tensor, "
-                f"got {type(segments).__name__}"
-            )
-        segments = Segments(segments, _op=op)
-    if segments.numel != numel:
-        raise ValueError(
-            f"{op}: offsets must end at params.numel() = {numel}, got {segments.numel}"
+def offsets_argument(
+    op: str, segments: Segments | torch.Tensor, params: torch.Tensor
+) -> torch.Tensor:
+    """The int64 offsets a custom op takes, on params' device, from a Segments or a 1-D integer
+    tensor. Only what needs no look at the values is checked here (so that this traces under
+    torch.compile); the op checks the values (`check_offsets`), unless a Segments did."""
+    if isinstance(segments, Segments):
+        _check_end(op, segments.numel, params.numel())
+        return segments.offsets_on(params.device)
+    if not isinstance(segments, torch.Tensor):
+        raise TypeError(
+            f"{op}: segments must be a sap_kernels.Segments or a 1-D int64 offsets tensor, "
+            f"got {type(segments).__name__}"
         )
-    return segments
+    _check_integer_dtype(op, "offsets", segments)
+    if segments.dim() != 1:
+        raise ValueError(f"{op}: offsets must be 1-D, got shape {tuple(segments.shape)}")
+    return segments.to(device=params.device, dtype=torch.int64)
+
+
+def check_offsets(op: str, offsets: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """Validates the offsets a custom op received for params: int64, 1-D, on params' device,
+    then (unless already validated and unchanged since) their values. Returns them contiguous."""
+    if not isinstance(offsets, torch.Tensor) or offsets.dtype != torch.int64:
+        got = offsets.dtype if isinstance(offsets, torch.Tensor) else type(offsets).__name__
+        raise TypeError(f"{op}: offsets must be an int64 tensor, got {got}")
+    if offsets.dim() != 1:
+        raise ValueError(f"{op}: offsets must be 1-D, got shape {tuple(offsets.shape)}")
+    if offsets.device != params.device:
+        raise ValueError(
+            f"{op}: offsets must be on {params.device} like params, got {offsets.device}"
+        )
+    offsets = offsets.contiguous()
+    known = _validated.get(offsets)
+    if known is not None and known[0] == offsets._version:
+        end = known[1]
+    else:
+        end = int(_validated_offsets(op, offsets)[-1])
+        _remember_validated(offsets, end)
+    _check_end(op, end, params.numel())
+    return offsets
+
+
+def _remember_validated(offsets: torch.Tensor, end: int) -> None:
+    _validated[offsets] = (offsets._version, end)
+
+
+def _check_end(op: str, end: int, numel: int) -> None:
+    if end != numel:
+        raise ValueError(f"{op}: offsets must end at params.numel() = {numel}, got {end}")
+
+
+def _check_integer_dtype(op: str, name: str, tensor: torch.Tensor) -> None:
+    if tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex():
+        raise TypeError(f"{op}: {name} must be integers (int64), got dtype {tensor.dtype}")
 
 
 def _integer_tensor(op: str, name: str, values: torch.Tensor | Sequence[int]) -> torch.Tensor:
@@ -111,8 +160,7 @@ def _integer_tensor(op: str, name: str, values: torch.Tensor | Sequence[int]) ->
         tensor = values
     else:  # an empty sequence would otherwise become float32
         tensor = torch.as_tensor(values, dtype=torch.int64 if len(values) == 0 else None)
-    if tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex():
-        raise TypeError(f"{op}: {name} must be integers (int64), got dtype {tensor.dtype}")
+    _check_integer_dtype(op, name, tensor)
     if tensor.dim() != 1:
         raise ValueError(f"{op}: {name} must be 1-D, got shape {tuple(tensor.shape)}")
     return tensor.to(torch.int64).contiguous()

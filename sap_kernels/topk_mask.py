@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from . import reference
 from ._checks import DTYPE_CODES, check_mask, check_params, nonfinite_error
-from ._dispatch import resolve_backend
+from ._dispatch import check_backend_argument, resolve_backend
 from ._native import empty_mask, native, native_available
-from .segments import Segments, as_segments
+from .segments import Segments, check_offsets, offsets_argument
 
 INT64_MAX = 2**63 - 1
 
 
-def check_keep_counts(op: str, k: object, num_segments: int) -> torch.Tensor:
-    """k as an int64 tensor [S] of non-negative counts (an int is the same k for every segment)."""
+def keep_counts_argument(op: str, k: object, num_segments: int) -> torch.Tensor:
+    """k as the custom op takes it: an int64 tensor (an int is the same k for every segment).
+    Its values are checked by the op (`check_keep_counts`)."""
     if isinstance(k, bool):
         raise TypeError(f"{op}: k must be an int or an int64 tensor, got bool")
     if isinstance(k, int):
@@ -23,6 +25,11 @@ def check_keep_counts(op: str, k: object, num_segments: int) -> torch.Tensor:
         return torch.full((num_segments,), k, dtype=torch.int64)
     if not isinstance(k, torch.Tensor):
         raise TypeError(f"{op}: k must be an int or an int64 tensor, got {type(k).__name__}")
+    return k
+
+
+def check_keep_counts(op: str, k: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """k as a contiguous CPU int64 tensor [S] of non-negative counts."""
     if k.dtype != torch.int64:
         raise TypeError(f"{op}: k must have dtype torch.int64, got {k.dtype}")
     if k.dim() != 1 or k.numel() != num_segments:
@@ -51,6 +58,8 @@ def check_out(op: str, out: object, params: torch.Tensor) -> torch.Tensor:
         )
     if not out.is_contiguous():
         raise ValueError(f"{op}: out must be contiguous, got stride {out.stride()}")
+    if out.device != params.device:
+        raise ValueError(f"{op}: out must be on {params.device} like params, got {out.device}")
     return out
 
 
@@ -94,7 +103,8 @@ def segmented_topk_mask(
         k: entries to keep per segment: an int, or an int64 tensor [S]; every k >= 0.
         mask: optional bool tensor of params.numel() elements; False entries take no part.
         out: optional contiguous bool tensor [params.numel()] to write the mask into.
-        backend: ``"cpu"`` (C++), ``"torch"`` (reference) or None (fastest available).
+        backend: ``"cpu"`` (C++), ``"cuda"``, ``"triton"``, ``"torch"`` (reference) or None
+            (the default for the device; ``$SAP_KERNELS_BACKEND`` overrides it).
 
     Returns:
         bool tensor [params.numel()] (``out`` when given).
@@ -102,13 +112,64 @@ def segmented_topk_mask(
     op = "segmented_topk_mask"
     params = check_params(op, params)
     mask = check_mask(op, mask, params)
-    segments = as_segments(op, segments, params.numel())
-    offsets = segments.offsets_on(params.device)
+    offsets = offsets_argument(op, segments, params)
+    keep = keep_counts_argument(op, k, offsets.shape[0] - 1)
+    backend = check_backend_argument(op, backend)
+    if out is None:
+        return torch.ops.sap_kernels.segmented_topk_mask(params, offsets, keep, mask, backend)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{op}: out must be a bool torch.Tensor or None, got {type(out).__name__}")
+    torch.ops.sap_kernels.segmented_topk_mask_out(params, offsets, keep, mask, backend, out)
+    return out
+
+
+def _topk_mask_into(
+    op: str,
+    params: Tensor,
+    offsets: Tensor,
+    k: Tensor,
+    mask: Tensor | None,
+    backend: str | None,
+    out: Tensor | None,
+) -> Tensor:
+    """Validates the op's inputs (before anything is written), then writes the mask."""
+    params = check_params(op, params)
+    mask = check_mask(op, mask, params)
+    offsets = check_offsets(op, offsets, params)
     keep = check_keep_counts(op, k, offsets.numel() - 1)
     out = check_out(op, out, params)
     backend = resolve_backend(op, backend, params.device)
     raise_if_nonfinite(op, params, offsets, mask)
     return topk_mask_of(op, params, offsets, keep, mask, out, backend)
+
+
+@torch.library.custom_op("sap_kernels::segmented_topk_mask", mutates_args=())
+def _topk_mask_op(
+    params: Tensor, offsets: Tensor, k: Tensor, mask: Tensor | None, backend: str | None
+) -> Tensor:
+    return _topk_mask_into("segmented_topk_mask", params, offsets, k, mask, backend, None)
+
+
+@_topk_mask_op.register_fake
+def _(params, offsets, k, mask, backend):
+    return params.new_empty(params.shape, dtype=torch.bool)
+
+
+@torch.library.custom_op("sap_kernels::segmented_topk_mask_out", mutates_args=("out",))
+def _topk_mask_out_op(
+    params: Tensor,
+    offsets: Tensor,
+    k: Tensor,
+    mask: Tensor | None,
+    backend: str | None,
+    out: Tensor,
+) -> None:
+    _topk_mask_into("segmented_topk_mask", params, offsets, k, mask, backend, out)
+
+
+@_topk_mask_out_op.register_fake
+def _(params, offsets, k, mask, backend, out):
+    return None
 
 
 def topk_mask_of(
@@ -120,7 +181,11 @@ def topk_mask_of(
     out: torch.Tensor,
     backend: str,
 ) -> torch.Tensor:
-    """The mask of validated, finite inputs into out, on backend."""
+    """The mask of validated, finite inputs into out, on backend (keep: CPU int64 [S])."""
+    if backend == "triton":
+        from .triton import topk_mask as triton_topk
+
+        return triton_topk.segmented_topk_mask(params, offsets, keep, mask, out)
     if backend != "cpu":
         out.copy_(reference.topk_mask(params, offsets, keep, mask))
         return out
@@ -151,6 +216,19 @@ def apply_mask(params: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     op = "apply_mask"
     if not isinstance(params, torch.Tensor) or not params.is_floating_point():
         raise TypeError(f"{op}: params must be a floating-point torch.Tensor, got {params!r:.80}")
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(
+            f"{op}: mask must be a bool torch.Tensor or None, got {type(mask).__name__}"
+        )
+    torch.ops.sap_kernels.apply_mask(params, mask)
+    return params
+
+
+@torch.library.custom_op("sap_kernels::apply_mask", mutates_args=("params",))
+def _apply_mask_op(params: Tensor, mask: Tensor) -> None:
+    op = "apply_mask"
+    if not params.is_floating_point():
+        raise TypeError(f"{op}: params must be a floating-point torch.Tensor, got {params.dtype}")
     if not params.is_contiguous():
         raise ValueError(f"{op}: params must be contiguous; got stride {params.stride()}")
     mask = check_mask(op, mask, params)
@@ -158,5 +236,9 @@ def apply_mask(params: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         size = params.element_size()
         native(op).apply_mask(params.data_ptr(), size, mask.data_ptr(), mask.numel())
     else:
-        params.view(-1).masked_fill_(~mask, 0)
-    return params
+        params.view(-1).masked_fill_(mask.logical_not(), 0)
+
+
+@_apply_mask_op.register_fake
+def _(params, mask):
+    return None

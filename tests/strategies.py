@@ -163,7 +163,9 @@ def cases_of_lengths(
     mask = make_mask(
         draw(st.sampled_from(mask_modes)), drawn, gen, draw(st.sampled_from(densities))
     )
-    return Case(params, sk.Segments.from_lengths(torch.tensor(drawn)), mask, kind)
+    return Case(
+        params, sk.Segments.from_lengths(torch.tensor(drawn, dtype=torch.int64)), mask, kind
+    )
 
 
 def kept_fractions(special: tuple[float, ...]) -> st.SearchStrategy[float]:
