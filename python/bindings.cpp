@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "addresses.h"
 #include "sap_kernels/apply_mask.h"
 #include "sap_kernels/huge_pages.h"
 #include "sap_kernels/pqi.h"
@@ -15,20 +16,14 @@
 
 namespace py = pybind11;
 using namespace sap_kernels;
+using bindings::address;
+using bindings::segmented_buffer;
+
+#ifdef SAP_KERNELS_WITH_CUDA
+void bind_cuda(py::module_& m);  // bindings_cuda.cpp
+#endif
 
 namespace {
-
-template <class T>
-T* address(uintptr_t value) {
-  return reinterpret_cast<T*>(value);
-}
-
-SegmentedBuffer segmented_buffer(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel,
-                                 uintptr_t offsets, int64_t num_segments) {
-  return SegmentedBuffer{address<const void>(params), static_cast<ScalarType>(dtype),
-                         address<const uint8_t>(mask), numel, address<const int64_t>(offsets),
-                         num_segments};
-}
 
 // Outputs given as 0 are not written.
 int64_t power_sums(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel,
@@ -97,7 +92,7 @@ void advise_huge_pages_at(uintptr_t data, int64_t bytes) {
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "sap_kernels native kernels (CPU)";
+  m.doc() = "sap_kernels native kernels (CPU, and CUDA where built with it)";
   m.def("power_sums", &power_sums,
         "Segmented power sums; returns the number of non-finite live entries.");
   m.def("pqi", &pqi, "PQ Index per segment; returns the number of non-finite live entries.");
@@ -109,5 +104,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("apply_mask", &apply_mask, "Zeroes in place the entries whose mask byte is 0.");
   m.def("advise_huge_pages", &advise_huge_pages_at,
         "Advises huge pages for a fresh buffer (Linux transparent huge pages; advice only).");
+#ifdef SAP_KERNELS_WITH_CUDA
+  bind_cuda(m);
+#else
   m.attr("has_cuda") = false;
+#endif
 }

@@ -6,7 +6,7 @@ pure-PyTorch reference (``sap_kernels.reference``).
 """
 
 from ._dispatch import BACKENDS
-from ._native import native_available
+from ._native import native_available, native_has_cuda
 from .power_sums import PowerSums, segmented_power_sums
 from .pqi import segmented_pqi
 from .sap_counts import sap_prune_counts, sap_retain_bound
@@ -24,6 +24,7 @@ __all__ = [
     "Segments",
     "apply_mask",
     "native_available",
+    "native_has_cuda",
     "sap_prune_counts",
     "sap_retain_bound",
     "sap_step",

@@ -176,6 +176,14 @@ def _power_sums_torch(op: str, inputs: ValidInputs) -> tuple[PowerSums, int]:
     return sums, count_nonfinite_where_nan(sums, inputs)
 
 
+def _power_sums_cuda(op: str, inputs: ValidInputs) -> tuple[PowerSums, int]:
+    from . import _cuda
+
+    sums, nonfinite = _cuda.power_sums(op, inputs, want_pqi=False)
+    sums = PowerSums(*sums[:4])
+    return sums, count_nonfinite_where_nan(sums, inputs) if nonfinite else 0
+
+
 def _power_sums_triton(op: str, inputs: ValidInputs) -> tuple[PowerSums, int]:
     from .triton import power_sums as triton_power_sums
 
@@ -197,19 +205,30 @@ def _power_sums_cpu(op: str, inputs: ValidInputs) -> tuple[PowerSums, int]:
     return sums, nonfinite
 
 
-def native_arguments(inputs: ValidInputs) -> tuple:
-    """The segmented buffer and exponents as the extension's kernels take them (raw addresses:
-    the tensors were validated and stay alive in `inputs`)."""
+def buffer_arguments(
+    params: torch.Tensor, mask: torch.Tensor | None, offsets: torch.Tensor
+) -> tuple:
+    """A segmented buffer as the extension's kernels take it (raw addresses of validated
+    tensors, which the caller keeps alive): params, dtype code, mask (0: none), numel, offsets,
+    number of segments."""
     return (
-        inputs.params.data_ptr(),
-        DTYPE_CODES[inputs.params.dtype],
-        0 if inputs.mask is None else inputs.mask.data_ptr(),
-        inputs.params.numel(),
-        inputs.offsets.data_ptr(),
-        inputs.offsets.numel() - 1,
-        inputs.p,
-        inputs.q,
+        params.data_ptr(),
+        DTYPE_CODES[params.dtype],
+        0 if mask is None else mask.data_ptr(),
+        params.numel(),
+        offsets.data_ptr(),
+        offsets.numel() - 1,
     )
 
 
-_BACKENDS = {"cpu": _power_sums_cpu, "torch": _power_sums_torch, "triton": _power_sums_triton}
+def native_arguments(inputs: ValidInputs) -> tuple:
+    """The segmented buffer and exponents of validated inputs, as the kernels take them."""
+    return (*buffer_arguments(inputs.params, inputs.mask, inputs.offsets), inputs.p, inputs.q)
+
+
+_BACKENDS = {
+    "cpu": _power_sums_cpu,
+    "cuda": _power_sums_cuda,
+    "torch": _power_sums_torch,
+    "triton": _power_sums_triton,
+}

@@ -78,16 +78,25 @@ def pqi_and_count(op: str, inputs: ValidInputs) -> tuple[torch.Tensor, torch.Ten
     backend has one."""
     if inputs.backend == "cpu":
         return _pqi_cpu(op, inputs)
-    if inputs.backend == "triton":
-        from .triton import power_sums as triton_power_sums
-
-        pqi, count, nonfinite = triton_power_sums.segmented_pqi(inputs)
+    if inputs.backend in ("cuda", "triton"):
+        pqi, count, nonfinite = _pqi_gpu(op, inputs)
         if nonfinite and inputs.nan_policy == "raise":
             _power_sums(op, inputs)  # raises, naming the segments that hold them
         return pqi, count
     sums = _power_sums(op, inputs)
     pqi = reference.pqi_from_power_sums(sums.sum_p, sums.sum_q, sums.count, inputs.p, inputs.q)
     return pqi, sums.count
+
+
+def _pqi_gpu(op: str, inputs: ValidInputs) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    if inputs.backend == "cuda":
+        from . import _cuda
+
+        (_, _, _, count, pqi), nonfinite = _cuda.power_sums(op, inputs, want_pqi=True)
+        return pqi, count, nonfinite
+    from .triton import power_sums as triton_power_sums
+
+    return triton_power_sums.segmented_pqi(inputs)
 
 
 def _pqi_cpu(op: str, inputs: ValidInputs) -> tuple[torch.Tensor, torch.Tensor]:

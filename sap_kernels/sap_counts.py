@@ -62,6 +62,10 @@ def _retain_bound_op(
         from .triton import sap_counts as triton_counts
 
         return triton_counts.retain_bound_of(pqi, count, p, q, eta_r)
+    if backend == "cuda":
+        from . import _cuda
+
+        return _cuda.retain_bound(op, pqi, count, p, q, eta_r)
     return reference.retain_bound(pqi, count, p, q, eta_r)
 
 
@@ -150,6 +154,10 @@ def prune_counts_of(
         from .triton import sap_counts as triton_counts
 
         return triton_counts.prune_counts(pqi, count, p, q, eta_r, gamma, beta)
+    if backend == "cuda":
+        from . import _cuda
+
+        return _cuda.prune_counts(op, pqi, count, p, q, eta_r, gamma, beta)
     return reference.prune_counts(pqi, count, p, q, eta_r, gamma, beta)
 
 

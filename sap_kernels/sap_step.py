@@ -94,10 +94,8 @@ def _sap_step_op(
     eta_r, gamma, beta = check_sap_parameters(op, eta_r, gamma, beta)
     if inputs.backend == "cpu":
         return tuple(fused_step(op, inputs, eta_r, gamma, beta))
-    if inputs.backend == "triton":
-        from .triton import sap_step as triton_step
-
-        *step, nonfinite = triton_step.sap_step(inputs, eta_r, gamma, beta)
+    if inputs.backend in ("cuda", "triton"):
+        *step, nonfinite = _gpu_step(op, inputs, eta_r, gamma, beta)
         if nonfinite:
             _power_sums(op, inputs)  # raises, naming the segments that hold them
         return tuple(step)
@@ -109,6 +107,17 @@ def _(params, offsets, p, q, mask, eta_r, gamma, beta, backend):
     new_mask = params.new_empty(params.shape, dtype=torch.bool)
     pqi = per_segment_like(params, offsets, torch.float64, 1)[0]
     return (new_mask, pqi, *per_segment_like(params, offsets, torch.int64, 2))
+
+
+def _gpu_step(op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta: float) -> tuple:
+    """(mask, pqi, count, n_prune, whether a live entry is NaN or inf) on a GPU backend."""
+    if inputs.backend == "cuda":
+        from . import _cuda
+
+        return _cuda.sap_step(op, inputs, eta_r, gamma, beta)
+    from .triton import sap_step as triton_step
+
+    return triton_step.sap_step(inputs, eta_r, gamma, beta)
 
 
 def composed_step(op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta: float) -> SAPStep:

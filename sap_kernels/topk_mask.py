@@ -9,6 +9,7 @@ from . import reference
 from ._checks import DTYPE_CODES, check_mask, check_params, nonfinite_error
 from ._dispatch import check_backend_argument, resolve_backend
 from ._native import empty_mask, native, native_available
+from .power_sums import buffer_arguments
 from .segments import Segments, check_offsets, offsets_argument
 
 INT64_MAX = 2**63 - 1
@@ -186,19 +187,14 @@ def topk_mask_of(
         from .triton import topk_mask as triton_topk
 
         return triton_topk.segmented_topk_mask(params, offsets, keep, mask, out)
+    if backend == "cuda":
+        from . import _cuda
+
+        return _cuda.topk_mask(op, params, offsets, keep, mask, out)
     if backend != "cpu":
         out.copy_(reference.topk_mask(params, offsets, keep, mask))
         return out
-    native(op).topk_mask(
-        params.data_ptr(),
-        DTYPE_CODES[params.dtype],
-        0 if mask is None else mask.data_ptr(),
-        params.numel(),
-        offsets.data_ptr(),
-        offsets.numel() - 1,
-        keep.data_ptr(),
-        out.data_ptr(),
-    )
+    native(op).topk_mask(*buffer_arguments(params, mask, offsets), keep.data_ptr(), out.data_ptr())
     return out
 
 

@@ -7,6 +7,7 @@ derandomized so that CI runs are reproducible).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -47,15 +48,38 @@ if os.environ.get("SAP_KERNELS_REQUIRE_NATIVE") == "1" and not sk.native_availab
         "SAP_KERNELS_REQUIRE_NATIVE=1 but sap_kernels._C did not load: build it with "
         "`pip install -e .`"
     )
-BACKENDS_HERE = ("torch", "cpu") if sk.native_available() else ("torch",)
 
+
+def _backends_here() -> tuple[str, ...]:
+    """ "torch", "cpu" where the extension is built, and on a GPU "cuda" (where built with it)
+    and "triton". SAP_KERNELS_TEST_BACKENDS (comma-separated) picks others, for example
+    "triton" to run every suite through Triton's interpreter without a GPU (slow)."""
+    chosen = os.environ.get("SAP_KERNELS_TEST_BACKENDS")
+    if chosen:
+        return tuple(name.strip() for name in chosen.split(",") if name.strip())
+    backends = ["torch"] + (["cpu"] if sk.native_available() else [])
+    if torch.cuda.is_available():
+        backends += ["cuda"] if sk.native_has_cuda() else []
+        backends += ["triton"] if importlib.util.find_spec("triton") else []
+    return tuple(backends)
+
+
+BACKENDS_HERE = _backends_here()
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 @pytest.fixture(params=BACKENDS_HERE, scope="module")
 def backend(request: pytest.FixtureRequest) -> str:
-    """Every backend available on this machine (module scope, so Hypothesis accepts it)."""
-    return request.param
+    """Every backend available on this machine (module scope, so Hypothesis accepts it). The
+    suites build CPU tensors; for "cuda" and "triton" the ops are wrapped so that their tensor
+    inputs move to the GPU and their results come back (device_adapter.py)."""
+    if request.param not in GPU_BACKENDS:
+        yield request.param
+        return
+    from device_adapter import on_device
+
+    with on_device(request.param):
+        yield request.param
 
 
 # The CPU backend's precision contract (README, "The math"): every term a^p is within ~1e-13

@@ -142,3 +142,14 @@ def test_backend_must_be_str() -> None:
     params, offsets, _ = sample_inputs()
     with pytest.raises(TypeError, match="^segmented_pqi: backend must be a str or None, got int"):
         sk.segmented_pqi(params, offsets, 0.5, 1.0, backend=3)
+
+
+@pytest.mark.skipif(not sk.native_has_cuda(), reason="the extension was built without CUDA")
+def test_cuda_kernels_are_built_in() -> None:
+    """A build with nvcc carries the CUDA entry points (run here only where a GPU is)."""
+    from sap_kernels._native import native
+
+    extension = native("test")
+    for name in ("power_sums_cuda", "topk_mask_cuda", "sap_step_cuda", "retain_bound_cuda"):
+        assert callable(getattr(extension, name)), name
+    assert extension.power_sums_cuda_workspace(10**6, 1000, 0, 1.0) > 0

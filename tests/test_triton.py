@@ -144,7 +144,7 @@ def test_counts_match_reference(pq: tuple[float, float]) -> None:
     pqi = torch.rand(3000, generator=gen, dtype=torch.float64) * 0.9
     pqi[::17] = float("nan")
     count = torch.randint(0, 5000, (3000,), generator=gen)
-    for eta_r, gamma, beta in ((0.0, 1.0, 0.9), (0.2, 1.5, 1.0), (0.0, 0.5, 0.3)):
+    for eta_r, gamma, beta in ((0.0, 1.0, 0.9), (0.2, 1.5, 1.0), (0.0, 0.5, 0.3), (0.0, 0.0, 0.0)):
         dev_pqi, dev_count = pqi.to(DEVICE), count.to(DEVICE)
         r = sk.sap_retain_bound(dev_pqi, dev_count, *pq, eta_r, backend=BACKEND).cpu()
         assert_close_report(r, reference.retain_bound(pqi, count, *pq, eta_r), 1e-12, 0.0, "r")

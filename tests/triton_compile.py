@@ -92,6 +92,7 @@ def exercise(quick: bool) -> None:
     pqi, count = torch.rand(4, dtype=torch.float64), torch.tensor([3, 0, 9000, 7])
     for p, q in pairs:
         sap_counts.prune_counts(pqi, count, p, q, 0.0, 1.0, 0.9)
+        sap_counts.prune_counts(pqi, count, p, q, 0.0, 0.0, 0.0)  # bits that fit an int32
         sap_counts.retain_bound_of(pqi, count, p, q, 0.0)
 
 

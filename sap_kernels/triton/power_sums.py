@@ -23,6 +23,7 @@ from .terms import (
     exponent_kind,
     fits_unscaled,
     float_bits,
+    from_bits,
     power_of_two,
     scaled_term,
     split_exponent,
@@ -78,7 +79,7 @@ def _max_tile_kernel(
             finalize_max(s, zero, zero, empty, out_scale, out_scale_exp, out_count, FP64)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["p_bits", "q_bits"])
 def _sums_tile_kernel(
     buffer, mask, offsets, tile_first, tile_last, scale_exp,
     out_scale, out_sum_p, out_sum_q, out_count, out_pqi, flag,
@@ -103,8 +104,8 @@ def _sums_tile_kernel(
         half = exponent >> 1
         wide = tl.where(live, tl.abs(x.to(tl.float64)), 0.0)
         scaled = wide * power_of_two(-half) * power_of_two(half - exponent)
-        term_p = scaled_term(scaled, p_bits.to(tl.float64, bitcast=True), P_KIND)
-        term_q = scaled_term(scaled, q_bits.to(tl.float64, bitcast=True), Q_KIND)
+        term_p = scaled_term(scaled, from_bits(p_bits), P_KIND)
+        term_q = scaled_term(scaled, from_bits(q_bits), Q_KIND)
     else:
         magnitude = tl.where(live, tl.abs(x.to(tl.float32)), 0.0)
         term_p = unscaled_term(magnitude, p, p_hi, p_lo, P_KIND)
@@ -120,8 +121,8 @@ def _sums_tile_kernel(
     tl.store(rec_p + 2 * t + 1, tl.sum(tl.where(in_last, term_p, 0.0), 0))
     tl.store(rec_q + 2 * t + 1, tl.sum(tl.where(in_last, term_q, 0.0), 0))
     tl.store(rec_count + 2 * t + 1, tl.sum(tl.where(in_last, ones, 0), 0).to(tl.int64))
-    inv_p = 1.0 / p_bits.to(tl.float64, bitcast=True)
-    inv_q = 1.0 / q_bits.to(tl.float64, bitcast=True)
+    inv_p = 1.0 / from_bits(p_bits)
+    inv_q = 1.0 / from_bits(q_bits)
     if last > first + 1:  # segments whole inside the tile
         scan = tl.associative_scan(
             (piece_start.to(tl.int32), term_p, term_q, ones), 0, segmented_sum3
@@ -142,7 +143,7 @@ def _sums_tile_kernel(
             )  # fmt: skip
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["p_bits", "q_bits"])
 def _combine_kernel(
     rec_key, rec_a, rec_b, rec_count, num_records,
     next_key, next_a, next_b, next_count,
@@ -181,8 +182,8 @@ def _combine_kernel(
         a = tl.load(rec_a + index, mask=valid, other=0.0)
         b = tl.load(rec_b + index, mask=valid, other=0.0)
         scan = tl.associative_scan((piece_start.to(tl.int32), a, b, count), 0, segmented_sum3)
-        inv_p = 1.0 / p_bits.to(tl.float64, bitcast=True)
-        inv_q = 1.0 / q_bits.to(tl.float64, bitcast=True)
+        inv_p = 1.0 / from_bits(p_bits)
+        inv_q = 1.0 / from_bits(q_bits)
         finalize_sums(
             key, scan[1], scan[2], scan[3], done, out_scale, out_sum_p, out_sum_q, out_count,
             out_pqi, flag, inv_p, inv_q, not SCALED, WRITE_PQI,

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .terms import float_bits
+from .terms import float_bits, from_bits
 
 BLOCK = tl.constexpr(1024)
 
@@ -45,7 +45,7 @@ def prune_count(pqi, count, eta_factor, exponent, gamma, beta, EXPONENT_KIND: tl
     return tl.where((pqi != pqi) | (count == 0), 0, wanted.to(tl.int64))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["eta_bits", "exponent_bits", "gamma_bits", "beta_bits"])
 def _counts_kernel(
     pqi, count, out, num_segments, eta_bits, exponent_bits, gamma_bits, beta_bits,
     PRUNE: tl.constexpr, EXPONENT_KIND: tl.constexpr,
@@ -54,11 +54,11 @@ def _counts_kernel(
     inside = s < num_segments
     value = tl.load(pqi + s, mask=inside, other=0.0)
     d = tl.load(count + s, mask=inside, other=0)
-    eta_factor = eta_bits.to(tl.float64, bitcast=True)
-    exponent = exponent_bits.to(tl.float64, bitcast=True)
+    eta_factor = from_bits(eta_bits)
+    exponent = from_bits(exponent_bits)
     if PRUNE:
-        gamma = gamma_bits.to(tl.float64, bitcast=True)
-        beta = beta_bits.to(tl.float64, bitcast=True)
+        gamma = from_bits(gamma_bits)
+        beta = from_bits(beta_bits)
         result = prune_count(value, d, eta_factor, exponent, gamma, beta, EXPONENT_KIND)
     else:
         result = retain_bound(value, d, eta_factor, exponent, EXPONENT_KIND)

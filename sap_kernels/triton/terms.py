@@ -43,7 +43,8 @@ def split_exponent(r: float) -> tuple[float, float]:
 
 
 def float_bits(value: float) -> int:
-    """The bits of a float64, as the int64 a kernel takes (Triton passes floats as float32)."""
+    """The bits of a float64, as the integer a kernel takes (Triton passes floats as float32);
+    the kernel reads it back with from_bits and declares it do_not_specialize."""
     return struct.unpack("<q", struct.pack("<d", value))[0]
 
 
@@ -53,6 +54,13 @@ def fits_unscaled(dtype_name: str, q: float) -> bool:
         return False
     low, high = _EXPONENT_RANGE[dtype_name]
     return q * -low <= 1022 and q * high <= 1023
+
+
+@triton.jit
+def from_bits(bits):
+    """The float64 whose bits a kernel received as an integer (Triton passes an integer that
+    fits in 32 bits as an int32: widen first)."""
+    return bits.to(tl.int64).to(tl.float64, bitcast=True)
 
 
 @triton.jit

@@ -1,0 +1,86 @@
+// Launching the selection of every segment once the keep counts are known: the segments that
+// cross tiles (select_long.cuh), after the tile kernel has written the whole ones. Shared by
+// segmented_topk_mask_cuda and sap_step_cuda.
+#pragma once
+
+#include <cub/device/device_scan.cuh>
+
+#include "sap_kernels/power_sums.h"
+
+#include "select_long.cuh"
+
+namespace sap_kernels::cuda {
+
+// Segments crossing tiles with at most this many entries are selected by one block each.
+constexpr int64_t kBlockSelectMax = int64_t{1} << 16;
+
+// The workspace the grid-wide selection of a buffer of numel entries takes (after the tiles').
+inline int64_t num_select_slots(int64_t numel, int64_t block_max) {
+  return numel / block_max + 1;
+}
+
+// The temporary storage of the scan of the tiles' tie counts (cub::DeviceScan).
+inline size_t scan_temp_bytes(int64_t count) {
+  size_t bytes = 0;
+  cub::DeviceScan::ExclusiveSum(nullptr, bytes, static_cast<const int64_t*>(nullptr),
+                                static_cast<int64_t*>(nullptr), count);
+  return bytes;
+}
+
+inline size_t select_workspace_bytes(int64_t numel, int64_t num_tiles, int64_t block_max) {
+  const int64_t slots = num_select_slots(numel, block_max);
+  return 5 * Workspace::bytes_for<int64_t>(slots) +
+         Workspace::bytes_for<uint32_t>(slots * kBins) +
+         2 * Workspace::bytes_for<int64_t>(2 * num_tiles) +
+         Workspace::bytes_for<char>(static_cast<int64_t>(scan_temp_bytes(2 * num_tiles)));
+}
+
+// Fills the slots' part of args from the workspace and zeroes what needs it; false when the
+// workspace is too small.
+inline bool take_select_workspace(Workspace& workspace, SelectArgs& a, cudaStream_t stream) {
+  a.num_slots = num_select_slots(a.numel, a.block_max);
+  a.slot_segment = workspace.take<int64_t>(a.num_slots);
+  a.slot_prefix = workspace.take<uint64_t>(a.num_slots);
+  a.slot_remaining = workspace.take<int64_t>(a.num_slots);
+  a.slot_total = workspace.take<int64_t>(a.num_slots);
+  a.slot_first_piece = workspace.take<int64_t>(a.num_slots);
+  a.histograms = workspace.take<uint32_t>(a.num_slots * kBins);
+  a.ties = workspace.take<int64_t>(2 * a.num_tiles);
+  a.ties_before = workspace.take<int64_t>(2 * a.num_tiles);
+  a.scan_temp_bytes = scan_temp_bytes(2 * a.num_tiles);
+  a.scan_temp = workspace.take<char>(static_cast<int64_t>(a.scan_temp_bytes));
+  if (a.scan_temp == nullptr) return false;
+  const size_t slot_bytes = static_cast<size_t>(a.num_slots) * sizeof(int64_t);
+  cudaMemsetAsync(a.slot_segment, 0xff, slot_bytes, stream);  // -1: no segment
+  cudaMemsetAsync(a.slot_prefix, 0, slot_bytes, stream);
+  cudaMemsetAsync(a.histograms, 0, static_cast<size_t>(a.num_slots) * kBins * 4, stream);
+  return true;
+}
+
+template <class Traits>
+void launch_long_selection(const SelectArgs& a, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(a.num_tiles));
+  block_select_kernel<Traits><<<grid, kThreads, 0, stream>>>(a);
+  if (a.numel <= a.block_max) return;  // no segment is longer than block_max
+  const unsigned slot_blocks = static_cast<unsigned>(ceil_div(a.num_slots, kThreads));
+  for (int r = 0; r < radix_rounds(Traits::kKeyBits); ++r) {
+    grid_histogram_kernel<Traits><<<grid, kThreads, 0, stream>>>(a, r);
+    grid_choose_kernel<<<slot_blocks, kThreads, 0, stream>>>(a, Traits::kKeyBits, r);
+  }
+  grid_ties_kernel<Traits><<<grid, kThreads, 0, stream>>>(a);
+  size_t scan_bytes = a.scan_temp_bytes;
+  cub::DeviceScan::ExclusiveSum(a.scan_temp, scan_bytes, a.ties, a.ties_before, 2 * a.num_tiles,
+                                stream);
+  grid_write_kernel<Traits><<<grid, kThreads, 0, stream>>>(a);
+}
+
+}  // namespace sap_kernels::cuda
+
+namespace sap_kernels {
+
+// Fills a's tile plan and selection slots from the workspace (topk_mask.cu); false when it is
+// too small. The caller sets a.keep and a.out.
+bool prepare_selection(const SegmentedBuffer& input, cuda::SelectArgs& a,
+                       cuda::Workspace& workspace, cudaStream_t stream);
+
+}  // namespace sap_kernels

@@ -1,0 +1,260 @@
+// Selection of the segments that cross tiles (as the Triton backend's topk_mask.py):
+// - up to block_max entries: by one block, the one of the tile it starts in: radix rounds of
+//   8 bits over the bits of |w| (a shared histogram of the digit among the entries that match
+//   the prefix found so far), then one pass that keeps the entries above the threshold and the
+//   first ties in index order;
+// - longer: by every tile it covers, each adding its histogram into the segment's slot in
+//   memory (integer atomics: the counts do not depend on their order), one thread per slot
+//   choosing the digit; then the ties of each tile are counted and scanned in tile order.
+// At most one segment longer than block_max starts in any block_max entries, so its slot is
+// offsets[s] / block_max.
+#pragma once
+
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
+
+#include "select_tile.cuh"
+
+namespace sap_kernels::cuda {
+
+constexpr int kBins = 256;
+
+struct SelectArgs {
+  const void* params;
+  const uint8_t* mask;
+  const int64_t* offsets;
+  int64_t numel;
+  int64_t num_tiles;
+  const int64_t* tile_first;
+  const int64_t* tile_last;
+  KeepCounts keep;
+  uint8_t* out;
+  int64_t block_max;
+  int64_t num_slots;
+  // per slot of a grid-selected segment
+  int64_t* slot_segment;   // -1: none
+  uint64_t* slot_prefix;   // the key bits decided so far
+  int64_t* slot_remaining; // keys still to keep at the prefix
+  int64_t* slot_total;     // live entries
+  int64_t* slot_first_piece;
+  uint32_t* histograms;    // [num_slots, kBins]
+  int64_t* ties;           // [2 num_tiles]: ties of each tile's first and last piece
+  int64_t* ties_before;    // their exclusive scan
+  void* scan_temp;         // cub::DeviceScan's temporary storage
+  size_t scan_temp_bytes;
+};
+
+// Round r decides the key bits [shift, shift + width), 8 a round from the top.
+__host__ __device__ constexpr int round_shift(int key_bits, int r) {
+  return key_bits - 8 * r - 8 > 0 ? key_bits - 8 * r - 8 : 0;
+}
+__host__ __device__ constexpr int round_width(int key_bits, int r) {
+  return key_bits - 8 * r - round_shift(key_bits, r);
+}
+__host__ __device__ constexpr int radix_rounds(int key_bits) { return (key_bits + 7) / 8; }
+
+__device__ __forceinline__ bool matches(uint64_t key, uint64_t prefix, int shift, int width) {
+  const int above = shift + width;
+  return above >= 64 || (key >> above) == (prefix >> above);
+}
+
+// The digit whose bin holds the remaining-th largest key; remaining becomes the rank within it.
+__device__ __forceinline__ uint64_t choose_digit(const uint32_t* histogram, int64_t& remaining) {
+  int64_t above = 0;
+  for (int b = kBins - 1; b >= 0; --b) {
+    if (above + histogram[b] >= remaining) {
+      remaining -= above;
+      return static_cast<uint64_t>(b);
+    }
+    above += histogram[b];
+  }
+  return 0;  // remaining beyond every key (keep all): the caller knows from the total
+}
+
+__device__ __forceinline__ bool kept_entry(bool live, uint64_t key, uint64_t threshold,
+                                           int64_t tie_rank, int64_t quota, bool keep_all,
+                                           bool keep_none) {
+  if (!live || keep_none) return false;
+  return keep_all || key > threshold || (key == threshold && tie_rank < quota);
+}
+
+// Keeps entries [start, end) of one segment in index order (all threads of the block): ties get
+// ranks from ties_before on; returns the ties seen.
+template <class Traits>
+__device__ int64_t write_in_order(const SelectArgs& a, int64_t start, int64_t end,
+                                  uint64_t threshold, int64_t ties_before, int64_t quota,
+                                  bool keep_all, bool keep_none,
+                                  typename cub::BlockScan<int64_t, kThreads>::TempStorage& scan) {
+  const auto* data = static_cast<const typename Traits::Bits*>(a.params);
+  for (int64_t chunk = start; chunk < end; chunk += kTile) {
+    const int64_t base = chunk + static_cast<int64_t>(threadIdx.x) * kItems;
+    bool live[kItems];
+    uint64_t key[kItems];
+    int64_t ties = 0;
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      const int64_t index = base + i;
+      live[i] = index < end && (a.mask == nullptr || a.mask[index] != 0);
+      key[i] = live[i] ? Traits::key(data[index]) : 0;
+      ties += live[i] && key[i] == threshold ? 1 : 0;
+    }
+    int64_t rank = 0, chunk_ties = 0;
+    cub::BlockScan<int64_t, kThreads>(scan).ExclusiveSum(ties, rank, chunk_ties);
+    rank += ties_before;
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      const int64_t index = base + i;
+      if (index >= end) continue;
+      const bool tie = live[i] && key[i] == threshold;
+      a.out[index] = kept_entry(live[i], key[i], threshold, rank, quota, keep_all, keep_none);
+      rank += tie ? 1 : 0;
+    }
+    ties_before += chunk_ties;
+    __syncthreads();
+  }
+  return ties_before;
+}
+
+// The segment that starts in tile t and crosses its end: selected here by the block when it has
+// at most block_max entries, else its slot of the grid-wide selection is set up.
+template <class Traits>
+__global__ __launch_bounds__(kThreads) void block_select_kernel(SelectArgs a) {
+  __shared__ uint32_t histogram[kBins];
+  __shared__ uint64_t prefix;
+  __shared__ int64_t remaining, total;
+  __shared__ typename cub::BlockScan<int64_t, kThreads>::TempStorage scan;
+  const int64_t t = blockIdx.x;
+  const int64_t tile_start = t * kTile;
+  const int64_t s = a.tile_last[t];
+  const int64_t seg_start = a.offsets[s], seg_end = a.offsets[s + 1];
+  if (seg_start < tile_start || seg_end <= tile_start + kTile) return;
+  const int64_t k = a.keep(s);
+  if (seg_end - seg_start > a.block_max) {
+    if (threadIdx.x == 0) {
+      const int64_t slot = seg_start / a.block_max;
+      a.slot_segment[slot] = s;
+      a.slot_remaining[slot] = k;
+      a.slot_first_piece[slot] = 2 * t + (s == a.tile_first[t] ? 0 : 1);
+    }
+    return;
+  }
+  const auto* data = static_cast<const typename Traits::Bits*>(a.params);
+  if (threadIdx.x == 0) {
+    prefix = 0;
+    remaining = k;
+  }
+  for (int r = 0; r < radix_rounds(Traits::kKeyBits); ++r) {
+    const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
+    for (int b = threadIdx.x; b < kBins; b += kThreads) histogram[b] = 0;
+    __syncthreads();
+    const uint64_t decided = prefix;
+    for (int64_t index = seg_start + threadIdx.x; index < seg_end; index += kThreads) {
+      if (a.mask != nullptr && a.mask[index] == 0) continue;
+      const uint64_t key = Traits::key(data[index]);
+      if (matches(key, decided, shift, width)) {
+        atomicAdd(&histogram[(key >> shift) & ((1u << width) - 1)], 1u);
+      }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      if (r == 0) {
+        int64_t sum = 0;
+        for (int b = 0; b < kBins; ++b) sum += histogram[b];
+        total = sum;
+      }
+      int64_t left = remaining;
+      prefix = decided | (choose_digit(histogram, left) << shift);
+      remaining = left;
+    }
+    __syncthreads();
+  }
+  write_in_order<Traits>(a, seg_start, seg_end, prefix, 0, remaining, k >= total, k == 0, scan);
+}
+
+// The piece `which` of tile t (0: its first segment's entries, 1: its last's, if another one)
+// when it belongs to a grid-selected segment: its slot, or -1; [start, end): its entries.
+__device__ __forceinline__ int64_t grid_piece(const SelectArgs& a, int64_t t, int which,
+                                              int64_t& start, int64_t& end) {
+  const int64_t first = a.tile_first[t];
+  const int64_t s = which == 0 ? first : a.tile_last[t];
+  if (which == 1 && s == first) return -1;
+  const int64_t seg_start = a.offsets[s], seg_end = a.offsets[s + 1];
+  if (seg_end - seg_start <= a.block_max) return -1;
+  const int64_t slot = seg_start / a.block_max;
+  if (a.slot_segment[slot] != s) return -1;
+  const int64_t tile_start = t * kTile;
+  start = seg_start > tile_start ? seg_start : tile_start;
+  const int64_t tile_end = tile_start + kTile < a.numel ? tile_start + kTile : a.numel;
+  end = seg_end < tile_end ? seg_end : tile_end;
+  return slot;
+}
+
+template <class Traits>
+__global__ __launch_bounds__(kThreads) void grid_histogram_kernel(SelectArgs a, int r) {
+  __shared__ uint32_t histogram[kBins];
+  const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
+  const auto* data = static_cast<const typename Traits::Bits*>(a.params);
+  for (int which = 0; which < 2; ++which) {
+    int64_t start = 0, end = 0;
+    const int64_t slot = grid_piece(a, blockIdx.x, which, start, end);
+    if (slot < 0) continue;
+    for (int b = threadIdx.x; b < kBins; b += kThreads) histogram[b] = 0;
+    __syncthreads();
+    const uint64_t decided = a.slot_prefix[slot];
+    for (int64_t index = start + threadIdx.x; index < end; index += kThreads) {
+      if (a.mask != nullptr && a.mask[index] == 0) continue;
+      const uint64_t key = Traits::key(data[index]);
+      if (matches(key, decided, shift, width)) {
+        atomicAdd(&histogram[(key >> shift) & ((1u << width) - 1)], 1u);
+      }
+    }
+    __syncthreads();
+    for (int b = threadIdx.x; b < kBins; b += kThreads) {
+      if (histogram[b] != 0) atomicAdd(&a.histograms[slot * kBins + b], histogram[b]);
+    }
+    __syncthreads();
+  }
+}
+
+// One thread per slot: the digit of round r, then the histogram zeroed for the next round.
+__global__ void grid_choose_kernel(SelectArgs a, int key_bits, int r);
+
+template <class Traits>
+__global__ __launch_bounds__(kThreads) void grid_ties_kernel(SelectArgs a) {
+  using Reduce = cub::BlockReduce<int64_t, kThreads>;
+  __shared__ typename Reduce::TempStorage reduce;
+  const auto* data = static_cast<const typename Traits::Bits*>(a.params);
+  for (int which = 0; which < 2; ++which) {
+    int64_t start = 0, end = 0;
+    const int64_t slot = grid_piece(a, blockIdx.x, which, start, end);
+    int64_t ties = 0;
+    if (slot >= 0) {
+      const uint64_t threshold = a.slot_prefix[slot];
+      for (int64_t index = start + threadIdx.x; index < end; index += kThreads) {
+        const bool live = a.mask == nullptr || a.mask[index] != 0;
+        ties += live && Traits::key(data[index]) == threshold ? 1 : 0;
+      }
+    }
+    ties = Reduce(reduce).Sum(ties);
+    if (threadIdx.x == 0) a.ties[2 * blockIdx.x + which] = slot >= 0 ? ties : 0;
+    __syncthreads();
+  }
+}
+
+template <class Traits>
+__global__ __launch_bounds__(kThreads) void grid_write_kernel(SelectArgs a) {
+  __shared__ typename cub::BlockScan<int64_t, kThreads>::TempStorage scan;
+  for (int which = 0; which < 2; ++which) {
+    int64_t start = 0, end = 0;
+    const int64_t slot = grid_piece(a, blockIdx.x, which, start, end);
+    if (slot < 0) continue;
+    // ties of the segment in the tiles before this one, in index order
+    const int64_t before = a.ties_before[2 * blockIdx.x + which] -
+                           a.ties_before[a.slot_first_piece[slot]];
+    const int64_t k = a.keep(a.slot_segment[slot]);
+    write_in_order<Traits>(a, start, end, a.slot_prefix[slot], before, a.slot_remaining[slot],
+                           k >= a.slot_total[slot], k == 0, scan);
+  }
+}
+
+}  // namespace sap_kernels::cuda

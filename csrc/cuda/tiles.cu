@@ -1,0 +1,33 @@
+// The kernels of the tile plan and of the grid-wide selection's digit choice (non-templates,
+// compiled once and shared by every op).
+#include "select_long.cuh"
+#include "tiles.cuh"
+
+namespace sap_kernels::cuda {
+
+__global__ void tile_plan_kernel(const int64_t* offsets, int64_t num_segments, int64_t numel,
+                                 int64_t num_tiles, int64_t* first, int64_t* last) {
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= num_tiles) return;
+  const int64_t start = t * kTile;
+  const int64_t end = start + kTile < numel ? start + kTile : numel;
+  first[t] = segment_of(offsets, num_segments, start);
+  last[t] = segment_of(offsets, num_segments, end - 1);
+}
+
+__global__ void grid_choose_kernel(SelectArgs a, int key_bits, int r) {
+  const int64_t slot = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (slot >= a.num_slots || a.slot_segment[slot] < 0) return;
+  uint32_t* histogram = a.histograms + slot * kBins;
+  if (r == 0) {
+    int64_t total = 0;
+    for (int b = 0; b < kBins; ++b) total += histogram[b];
+    a.slot_total[slot] = total;
+  }
+  int64_t remaining = a.slot_remaining[slot];
+  a.slot_prefix[slot] |= choose_digit(histogram, remaining) << round_shift(key_bits, r);
+  a.slot_remaining[slot] = remaining;
+  for (int b = 0; b < kBins; ++b) histogram[b] = 0;  // for the next round
+}
+
+}  // namespace sap_kernels::cuda
