@@ -184,7 +184,14 @@ def assert_close_report(
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    missing = [name for name in GPU_BACKENDS if name not in BACKENDS_HERE]
+    gpu_note = (
+        f"; not through the suites here (no GPU): {', '.join(missing)} (test_triton.py runs "
+        "the Triton kernels in the interpreter)"
+        if missing and not torch.cuda.is_available()
+        else ""
+    )
     return (
-        f"sap_kernels backends under test: {', '.join(BACKENDS_HERE)}; "
+        f"sap_kernels backends under test: {', '.join(BACKENDS_HERE)}{gpu_note}; "
         f"hypothesis profile: {settings.get_current_profile_name()}"
     )
