@@ -1,7 +1,7 @@
-"""python -m sap_kernels: the PQ Index / SAP prune-count report of a small model."""
+"""python -m sap_kernels: the main job, sap-prune (sap_kernels/cli.py)."""
 
 import sys
 
-from .report import main
+from .cli import main
 
 sys.exit(main())

@@ -123,3 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader left early (`| head`): not an error of ours
         sys.stdout = open(os.devnull, "w")  # keeps the flush at exit quiet
     return 0
+
+
+if __name__ == "__main__":  # python -m sap_kernels.report
+    sys.exit(main())

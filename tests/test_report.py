@@ -1,4 +1,4 @@
-"""The main job's report (python -m sap_kernels): its numbers come from the ops it reports."""
+"""The PQI report (python -m sap_kernels.report): its numbers come from the ops it reports."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_report_layer_pqi_matches_the_reference(capsys) -> None:
 
 def test_bad_option_is_a_message_not_a_traceback() -> None:
     result = subprocess.run(
-        [PYTHON, "-m", "sap_kernels", "--p", "2", "--q", "1"],
+        [PYTHON, "-m", "sap_kernels.report", "--p", "2", "--q", "1"],
         capture_output=True,
         text=True,
         env=subprocess_env(),
