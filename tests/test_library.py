@@ -124,6 +124,13 @@ def test_default_on_cpu_is_compiled_backend(monkeypatch: pytest.MonkeyPatch) -> 
     assert default_backend(torch.device("cpu")) == "cpu"
 
 
+def test_gpu_backends_are_opt_in_until_they_have_run_on_a_gpu() -> None:
+    """The default for CUDA tensors is the reference while the GPU kernels are unproven."""
+    from sap_kernels._dispatch import default_backend
+
+    assert default_backend(torch.device("cuda")) == "torch"
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the errors on a machine without GPU")
 @pytest.mark.parametrize("backend", ["cuda", "triton"])
 def test_gpu_backend_on_cpu_tensors_is_clear_error(
