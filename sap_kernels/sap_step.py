@@ -94,8 +94,10 @@ def _sap_step_op(
     eta_r, gamma, beta = check_sap_parameters(op, eta_r, gamma, beta)
     if inputs.backend == "cpu":
         return tuple(fused_step(op, inputs, eta_r, gamma, beta))
-    if inputs.backend in ("cuda", "triton"):
-        *step, nonfinite = _gpu_step(op, inputs, eta_r, gamma, beta)
+    if inputs.backend == "cuda":
+        from . import _cuda
+
+        *step, nonfinite = _cuda.sap_step(op, inputs, eta_r, gamma, beta)
         if nonfinite:
             _power_sums(op, inputs)  # raises, naming the segments that hold them
         return tuple(step)
@@ -109,25 +111,19 @@ def _(params, offsets, p, q, mask, eta_r, gamma, beta, backend):
     return (new_mask, pqi, *per_segment_like(params, offsets, torch.int64, 2))
 
 
-def _gpu_step(op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta: float) -> tuple:
-    """(mask, pqi, count, n_prune, whether a live entry is NaN or inf) on a GPU backend."""
-    if inputs.backend == "cuda":
-        from . import _cuda
-
-        return _cuda.sap_step(op, inputs, eta_r, gamma, beta)
-    from .triton import sap_step as triton_step
-
-    return triton_step.sap_step(inputs, eta_r, gamma, beta)
-
-
 def composed_step(op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta: float) -> SAPStep:
-    """The step as the composition of the three ops on inputs' backend."""
+    """The step as the composition of the three ops on inputs' backend ("torch", "triton").
+
+    The same kernels compute the same values, so the step equals the separate ops bit for bit.
+    (On Triton, fusing the selection of segments whole in a tile into the read of their power
+    sums would save a read, but a kernel with more in it may reduce its float64 sums in
+    another order, which would break that equality.)"""
     p, q = inputs.p, inputs.q
     pqi, count = pqi_and_count(op, inputs)
     n_prune = prune_counts_of(op, pqi, count, p, q, eta_r, gamma, beta, inputs.backend)
     # The power sums have checked that every live entry is finite.
     new_mask = torch.empty(inputs.params.numel(), dtype=torch.bool, device=inputs.params.device)
-    keep = (count - n_prune).cpu()
+    keep = count - n_prune  # on the params' device, where the backend takes it
     topk_mask_of(op, inputs.params, inputs.offsets, keep, inputs.mask, new_mask, inputs.backend)
     return SAPStep(new_mask, pqi, count, n_prune)
 

@@ -5,5 +5,6 @@ Every kernel is load-balanced by fixed-size tiles of the flat buffer, mapped to 
 binary search over the offsets (``tiles.py``), never by one program per segment. Modules:
 ``tiles`` (the tile plan, segment ids within a tile, records of the pieces that cross tiles and
 their combine), ``power_sums`` (power sums and PQI), ``sap_counts`` (the SAP counts),
-``topk_mask`` (exact masks) and ``sap_step`` (the fused step).
+``select_tile`` and ``topk_mask`` (exact masks); sap_step composes them
+(``sap_kernels.sap_step.composed_step``).
 """
