@@ -50,7 +50,7 @@ class Row:
     accuracy: float  # on the test part, in [0, 1]
     remaining: float  # fraction of the prunable weights live
     live: int
-    pqi_global: float
+    pqi_global: float = 0.0
     pqi_layers: list[float] = field(default_factory=list)
     pruned_next: int = 0  # weights the step after this iteration prunes
 
@@ -120,18 +120,14 @@ def run_method(
         if method != "one_shot" or t == 0:
             pruner.rewind()
             train(model, pruner, train_split, settings, seed=settings.seed * 1000 + t)
-        pqi = pruner.scope_pqi()
-        row = Row(
-            method=method,
-            iteration=t,
-            accuracy=accuracy(model, test_split),
-            remaining=pruner.remaining,
-            live=int(pruner.mask.sum()),
-            pqi_global=float(pqi["global"][0]),
-            pqi_layers=[float(value) for value in pqi["layer"]],
-        )
-        if t < settings.iterations:
-            row.pruned_next = pruner.step().pruned
+        row = Row(method, t, accuracy(model, test_split), pruner.remaining, int(pruner.mask.sum()))
+        if t < settings.iterations:  # the step's record holds the PQI of these weights
+            record = pruner.step()
+            pqi, row.pruned_next = record.pqi, record.pruned
+        else:
+            pqi = pruner.scope_pqi()
+        row.pqi_global = float(pqi["global"][0])
+        row.pqi_layers = [float(value) for value in pqi["layer"]]
         rows.append(row)
         progress(method, t)
     return rows
