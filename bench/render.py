@@ -1,4 +1,5 @@
-"""report.py's output: the run's header, the markdown table, the CSV and progress lines."""
+"""report.py's output: the run's header, the markdown table, the CSV and progress lines; and
+write_rows, the table and CSV of the reports whose rows are plain dicts."""
 
 from __future__ import annotations
 
@@ -225,3 +226,18 @@ def wrong_results(results: list[CaseResult]) -> list[str]:
         for m in result.measurements
         if m.correct is False and m.key not in KNOWN_INACCURATE
     ]
+
+
+def write_rows(rows: list[dict], head: str, out: Path, stem: str) -> str:
+    """Writes rows (dicts; a missing key is an empty cell) under head as out/<stem>.md and as
+    out/<stem>.csv; returns the markdown."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = [head, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    with open(out / f"{stem}.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return "\n".join(lines)

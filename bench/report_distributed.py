@@ -12,7 +12,6 @@ rank's, medians of --rounds. Writes distributed.md / .csv to --out and prints th
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import pickle
 import statistics
@@ -30,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import layouts  # noqa: E402
+import render  # noqa: E402
 
 import sap_kernels as sk  # noqa: E402
 from sap_kernels import distributed as skd  # noqa: E402
@@ -154,17 +154,7 @@ def main() -> int:
         f"torch {torch.__version__}, gloo on {os.cpu_count()} CPU cores, float32 n = "
         f"{args.n:.0e}, (p, q) = (0.5, 1), {args.rounds} rounds; masks checked equal"
     )
-    columns = list(rows[0])
-    lines = [head, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "distributed.md").write_text("\n".join(lines) + "\n")
-    with open(out / "distributed.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    print("\n".join(lines))
+    print(render.write_rows(rows, head, Path(args.out), "distributed"))
     return 0
 
 

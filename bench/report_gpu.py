@@ -14,7 +14,6 @@ the harness on the CPU with tiny sizes (what CI can check without a GPU).
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
 import statistics
 import subprocess
@@ -29,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import layouts  # noqa: E402
+import render  # noqa: E402
 
 import sap_kernels as sk  # noqa: E402
 from sap_kernels import reference  # noqa: E402
@@ -192,19 +192,6 @@ def header(device: torch.device) -> str:
     )
 
 
-def write(rows: list[dict], head: str, out: Path) -> str:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    lines = [head, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu.md").write_text("\n".join(lines) + "\n")
-    with open(out / "gpu.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=layouts.parse_size, default=layouts.parse_size("1e8"))
@@ -222,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print("report_gpu.py: no CUDA device here (--smoke runs the harness on the CPU)")
         return 2
     rows = run(args)
-    print(write(rows, header(torch.device(args.device)), Path(args.out)))
+    print(render.write_rows(rows, header(torch.device(args.device)), Path(args.out), "gpu"))
     return 0
 
 
