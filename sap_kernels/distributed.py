@@ -171,9 +171,7 @@ def _merge_power_sums(
     totals = local.scale.new_zeros(3, num_segments)
     totals[0, ids] = local.sum_p * torch.where(ratio > 0, ratio**p, 0.0)
     totals[1, ids] = local.sum_q * torch.where(ratio > 0, ratio**q, 0.0)
-    totals[2, ids] = local.count.double()
-    # a NaN partial sum (a NaN or inf entry) must reach every rank as NaN
-    totals[0, ids] = torch.where(local.sum_p.isnan(), torch.nan, totals[0, ids])
+    totals[2, ids] = local.count.double()  # a NaN partial sum stays NaN through the products
     totals = all_reduced(totals, group)
     return PowerSums(scale, totals[0], totals[1], totals[2].round().long())
 
