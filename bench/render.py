@@ -59,7 +59,8 @@ def extension_state() -> str:
     path = Path(sap_kernels._native._extension.__file__)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     mtime = datetime.datetime.fromtimestamp(path.stat().st_mtime).isoformat(timespec="seconds")
-    return f"{path.name} sha256 {digest}, built {mtime}"
+    copies = f"kernel copy {sap_kernels.cpu_isa()} of {', '.join(sap_kernels.cpu_isas())}"
+    return f"{path.name} sha256 {digest}, built {mtime}; {copies}"
 
 
 def header_lines(args) -> list[str]:

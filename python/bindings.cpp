@@ -3,10 +3,15 @@
 // dtype, contiguity, sizes and offsets. The GIL is released while a kernel runs.
 #include <pybind11/pybind11.h>
 
+#include <pybind11/stl.h>
+
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "addresses.h"
 #include "sap_kernels/apply_mask.h"
+#include "sap_kernels/cpu_isa.h"
 #include "sap_kernels/huge_pages.h"
 #include "sap_kernels/pqi.h"
 #include "sap_kernels/power_sums.h"
@@ -89,6 +94,31 @@ void advise_huge_pages_at(uintptr_t data, int64_t bytes) {
   advise_huge_pages(address<void>(data), bytes);
 }
 
+std::vector<std::string> supported_cpu_isas() {
+  std::vector<std::string> names;
+  for (int i = 0; i < kCpuIsaCount; ++i) {
+    const auto isa = static_cast<CpuIsa>(i);
+    if (cpu_isa_supported(isa)) names.emplace_back(cpu_isa_name(isa));
+  }
+  return names;
+}
+
+void select_cpu_isa(const std::string& name) {
+  for (int i = 0; i < kCpuIsaCount; ++i) {
+    const auto isa = static_cast<CpuIsa>(i);
+    if (name == cpu_isa_name(isa)) {
+      if (set_cpu_isa(isa)) return;
+      break;
+    }
+  }
+  std::string supported;
+  for (const std::string& each : supported_cpu_isas()) {
+    supported += (supported.empty() ? "'" : ", '") + each + "'";
+  }
+  throw py::value_error("set_cpu_isa: expected one of the kernel copies this build and CPU run (" +
+                        supported + "), got '" + name + "'");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -102,6 +132,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("sap_step", &sap_step, "One fused SAP step: PQI, counts, prune counts and the new mask.");
   m.def("count_nonfinite", &count_nonfinite, "The number of live NaN / inf entries.");
   m.def("apply_mask", &apply_mask, "Zeroes in place the entries whose mask byte is 0.");
+  m.def("cpu_isas", &supported_cpu_isas,
+        "The instruction sets with a kernel copy this build and CPU run, worst to best.");
+  m.def("cpu_isa", [] { return std::string(cpu_isa_name(active_cpu_isa())); },
+        "The instruction set whose kernel copy runs now.");
+  m.def("set_cpu_isa", &select_cpu_isa, "Makes the copy for this instruction set the one that runs.");
   m.def("advise_huge_pages", &advise_huge_pages_at,
         "Advises huge pages for a fresh buffer (Linux transparent huge pages; advice only).");
 #ifdef SAP_KERNELS_WITH_CUDA

@@ -8,7 +8,7 @@ conventions (``sap_kernels.prune``).
 """
 
 from ._dispatch import BACKENDS
-from ._native import native_available, native_has_cuda
+from ._native import cpu_isa, cpu_isas, native_available, native_has_cuda, set_cpu_isa
 from .flatten import FlatParameters, flatten_parameters
 from .power_sums import PowerSums, segmented_power_sums
 from .pqi import segmented_pqi
@@ -30,12 +30,15 @@ __all__ = [
     "SAPStep",
     "Segments",
     "apply_mask",
+    "cpu_isa",
+    "cpu_isas",
     "flatten_parameters",
     "native_available",
     "native_has_cuda",
     "sap_prune_counts",
     "sap_retain_bound",
     "sap_step",
+    "set_cpu_isa",
     "segmented_power_sums",
     "segmented_pqi",
     "segmented_topk_mask",

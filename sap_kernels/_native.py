@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from types import ModuleType
 
@@ -21,6 +22,49 @@ except ImportError as error:  # not built: the "torch" backend still works
         )
 else:
     _import_error = None
+
+CPU_ISA_ENV = "SAP_KERNELS_CPU_ISA"
+
+
+def cpu_isas() -> list[str]:
+    """The instruction sets whose copy of the CPU kernels this build and CPU can run, worst to
+    best: "baseline", then on x86-64 "x86-64-v3" (AVX2, FMA) and "x86-64-v4" (AVX-512) where
+    the CPU has them. Empty without the compiled extension."""
+    return [] if _extension is None else list(_extension.cpu_isas())
+
+
+def cpu_isa() -> str | None:
+    """The instruction set whose copy of the CPU kernels runs (by default the best of
+    cpu_isas(); $SAP_KERNELS_CPU_ISA or set_cpu_isa choose another). None without the
+    compiled extension."""
+    return None if _extension is None else str(_extension.cpu_isa())
+
+
+def set_cpu_isa(name: str) -> None:
+    """Runs the CPU kernels' copy for instruction set `name` (one of cpu_isas()) from now on,
+    in every thread: for tests and benchmarks that compare the copies.
+
+    Raises:
+        ValueError: `name` is not one of cpu_isas(), or the extension is not built.
+    """
+    if _extension is None:
+        raise ValueError(
+            f"set_cpu_isa: needs the compiled extension sap_kernels._C ({_import_error})"
+        )
+    _extension.set_cpu_isa(name)
+
+
+def _apply_cpu_isa_env() -> None:
+    requested = os.environ.get(CPU_ISA_ENV)
+    if _extension is None or not requested:
+        return
+    try:
+        set_cpu_isa(requested)
+    except ValueError as error:  # a setting, not a call: say so, keep the best copy
+        warnings.warn(f"sap_kernels: ${CPU_ISA_ENV} ignored: {error}", RuntimeWarning, stacklevel=3)
+
+
+_apply_cpu_isa_env()
 
 
 def native_available() -> bool:

@@ -68,18 +68,55 @@ BACKENDS_HERE = _backends_here()
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
-@pytest.fixture(params=BACKENDS_HERE, scope="module")
+def _cpu_isas_under_test() -> list[str]:
+    """The copies of the CPU kernels the suites run "cpu" through: the active one first (the
+    best this CPU runs, or $SAP_KERNELS_CPU_ISA), then every other copy this CPU runs, unless
+    SAP_KERNELS_TEST_CPU_ISAS=active."""
+    active = sk.cpu_isa()
+    if active is None:
+        return []
+    if os.environ.get("SAP_KERNELS_TEST_CPU_ISAS") == "active":
+        return [active]
+    return [active] + [isa for isa in reversed(sk.cpu_isas()) if isa != active]
+
+
+CPU_ISAS_UNDER_TEST = _cpu_isas_under_test()
+
+
+def _backend_params() -> list:
+    params = []
+    for name in BACKENDS_HERE:
+        if name != "cpu":
+            params.append(pytest.param((name, None), id=name))
+            continue
+        for rank, isa in enumerate(CPU_ISAS_UNDER_TEST):
+            params.append(pytest.param((name, isa), id="cpu" if rank == 0 else f"cpu-{isa}"))
+    return params
+
+
+@pytest.fixture(params=_backend_params(), scope="module")
 def backend(request: pytest.FixtureRequest) -> str:
-    """Every backend available on this machine (module scope, so Hypothesis accepts it). The
-    suites build CPU tensors; for "cuda" and "triton" the ops are wrapped so that their tensor
-    inputs move to the GPU and their results come back (device_adapter.py)."""
-    if request.param not in GPU_BACKENDS:
-        yield request.param
+    """Every backend available on this machine (module scope, so Hypothesis accepts it), "cpu"
+    once per copy of its kernels (sk.cpu_isas(): the baseline, AVX2 and AVX-512 ones where the
+    CPU runs them). The suites build CPU tensors; for "cuda" and "triton" the ops are wrapped
+    so that their tensor inputs move to the GPU and their results come back
+    (device_adapter.py)."""
+    name, isa = request.param
+    if isa is not None:
+        active = sk.cpu_isa()
+        sk.set_cpu_isa(isa)
+        try:
+            yield name
+        finally:
+            sk.set_cpu_isa(active)
+        return
+    if name not in GPU_BACKENDS:
+        yield name
         return
     from device_adapter import on_device
 
-    with on_device(request.param):
-        yield request.param
+    with on_device(name):
+        yield name
 
 
 # The CPU backend's precision contract (README, "The math"): every term a^p is within ~1e-13
@@ -191,7 +228,8 @@ def pytest_report_header(config: pytest.Config) -> str:
         if missing and not torch.cuda.is_available()
         else ""
     )
+    isas = f" (kernel copies: {', '.join(CPU_ISAS_UNDER_TEST)})" if CPU_ISAS_UNDER_TEST else ""
     return (
-        f"sap_kernels backends under test: {', '.join(BACKENDS_HERE)}{gpu_note}; "
+        f"sap_kernels backends under test: {', '.join(BACKENDS_HERE)}{isas}{gpu_note}; "
         f"hypothesis profile: {settings.get_current_profile_name()}"
     )

@@ -71,13 +71,31 @@ void add_generic_chunk_f32(const typename E::Bits* params, const uint8_t* mask, 
                            int64_t readable, float high, float low, const Exponents& ex,
                            Accumulator& acc) {
   alignas(64) float log2_magnitudes[kChunk];
-  // A partial last octet is zero-padded: the log2 of a dropped entry.
-  for_each_octet<E>(params, mask, n, readable, [&](f32x8 magnitudes, int64_t i) {
-    __builtin_prefetch(params + i + kChunk);
-    const f32x8 log2_scaled = log2_x8(magnitudes * high * low);
-    __builtin_memcpy(log2_magnitudes + i, &log2_scaled, sizeof(log2_scaled));
-  });
-  add_generic_powers_f32(log2_magnitudes, (n + 7) / 8 * 8, static_cast<float>(ex.p),
+  const int64_t padded = (n + kExp2Lanes - 1) / kExp2Lanes * kExp2Lanes;
+  if constexpr (kExp2Lanes == 8) {
+    // A partial last octet is zero-padded: the log2 of a dropped entry.
+    for_each_octet<E>(params, mask, n, readable, [&](f32x8 magnitudes, int64_t i) {
+      __builtin_prefetch(params + i + kChunk);
+      const f32x8 log2_scaled = log2_x8(magnitudes * high * low);
+      __builtin_memcpy(log2_magnitudes + i, &log2_scaled, sizeof(log2_scaled));
+    });
+  } else {
+    // Wider vectors: the scaled magnitudes first (octets, as the dtype and mask are read),
+    // zero-padded to whole vectors, then their log2 in place a whole vector at a time.
+    for_each_octet<E>(params, mask, n, readable, [&](f32x8 magnitudes, int64_t i) {
+      // Into L2 (prefetcht1): with the faster arithmetic, prefetches into L1 ran out of
+      // fill buffers and stalled this loop.
+      __builtin_prefetch(params + i + kChunk, 0, 2);
+      const f32x8 scaled = magnitudes * high * low;
+      __builtin_memcpy(log2_magnitudes + i, &scaled, sizeof(scaled));
+    });
+    for (int64_t i = (n + 7) / 8 * 8; i < padded; ++i) log2_magnitudes[i] = 0.0f;
+    for (int64_t i = 0; i < padded; i += kExp2Lanes) {
+      const Exp2Vector log2_scaled = log2_lanes(load_lanes(log2_magnitudes + i));
+      __builtin_memcpy(log2_magnitudes + i, &log2_scaled, sizeof(log2_scaled));
+    }
+  }
+  add_generic_powers_f32(log2_magnitudes, padded, static_cast<float>(ex.p),
                          static_cast<float>(ex.q), ex.kind_p == PowerKind::kGeneric,
                          ex.kind_q == PowerKind::kGeneric, acc.sum_p, acc.sum_q);
 }

@@ -29,37 +29,43 @@ constexpr double kGenericFloat32MaxQ = 4.0;
 // log2 of the dropped entries: finite, so that 2^(p * that) below is 0 times a finite value.
 constexpr float kDroppedLog2 = -1000.0f;
 
-// log2(x) for x in [0, 1]; kDroppedLog2 where x < 2^-126.
-inline f32x8 log2_x8(f32x8 x) {
-  const i32x8 bits = (i32x8)(x);
+// log2(x) for x in [0, 1]; kDroppedLog2 where x < 2^-126. F: 8 or 16 float lanes.
+template <class F>
+inline F log2_lanes(F x) {
+  using I = typename LaneTypes<F>::Signed;
+  const I bits = (I)(x);
   // x = 2^k m with m in [sqrt(1/2), sqrt(2)): subtracting the bits of sqrt(1/2) carries into
   // the exponent field exactly when the mantissa reaches sqrt(1/2) (as musl's logf does).
-  const i32x8 offset = bits - 0x3f3504f3;
-  const i32x8 k = offset >> 23;  // arithmetic shift
-  const f32x8 m = (f32x8)(bits - (k << 23));
-  const f32x8 s = (m - 1.0f) / (m + 1.0f);  // |s| <= 0.172; log2 m = 2 atanh(s) / ln 2
-  const f32x8 s2 = s * s;
+  const I offset = bits - 0x3f3504f3;
+  const I k = offset >> 23;  // arithmetic shift
+  const F m = (F)(bits - (k << 23));
+  const F s = (m - 1.0f) / (m + 1.0f);  // |s| <= 0.172; log2 m = 2 atanh(s) / ln 2
+  const F s2 = s * s;
   // minimax fit of 2 atanh(s) / (s ln 2) in s^2: log2 m within 2e-10
-  f32x8 series = splat8(0.4342632f);
+  F series = F{} + 0.4342632f;
   series = series * s2 + 0.5765842f;
   series = series * s2 + 0.96180075f;
   series = series * s2 + 2.88539f;
-  const f32x8 result = s * series + __builtin_convertvector(k, f32x8);
-  return bits < 0x00800000 ? splat8(kDroppedLog2) : result;
+  const F result = s * series + __builtin_convertvector(k, F);
+  return bits < 0x00800000 ? F{} + kDroppedLog2 : result;
 }
 
+inline f32x8 log2_x8(f32x8 x) { return log2_lanes(x); }
+
 // 2^(p y) for p y <= 0 (to ~1e-7 relative); 0 below 2^-126.
-inline f32x8 exp2_x8(f32x8 y, float p) {
+template <class F>
+inline F exp2_lanes(F y, float p) {
+  using U = typename LaneTypes<F>::Unsigned;
   // Adding 1.5 2^23 rounds p y to an integer n, kept in the low bits of the sum; clamping the
   // sum at n = -127 makes 2^n below the bits 0.
   const float shifter = 0x1.8p23f;
-  const f32x8 least = splat8(shifter - 127.0f);
-  f32x8 shifted = p * y + shifter;
+  const F least = F{} + (shifter - 127.0f);
+  F shifted = p * y + shifter;
   shifted = shifted > least ? shifted : least;  // one max instruction
-  const f32x8 n = shifted - shifter;
-  const f32x8 f = p * y - n;  // [-0.5, 0.5], or far below where clamped (then times 0)
+  const F n = shifted - shifter;
+  const F f = p * y - n;  // [-0.5, 0.5], or far below where clamped (then times 0)
   // least-squares fit of 2^f on [-0.5, 0.5], 2e-9 relative
-  f32x8 poly = splat8(1.54697365e-4f);
+  F poly = F{} + 1.54697365e-4f;
   poly = poly * f + 1.34004373e-3f;
   poly = poly * f + 9.61802527e-3f;
   poly = poly * f + 5.55032715e-2f;
@@ -67,49 +73,67 @@ inline f32x8 exp2_x8(f32x8 y, float p) {
   poly = poly * f + 6.93147182e-1f;
   poly = poly * f + 1.0f;
   // the low 9 bits of `shifted` are n mod 2^9: shifted into the exponent field, plus the bias
-  const u32x8 power_bits = ((u32x8)(shifted) << 23) + (127u << 23);  // n = -127 gives 0
-  return poly * (f32x8)(power_bits);
+  const U power_bits = ((U)(shifted) << 23) + (127u << 23);  // n = -127 gives 0
+  return poly * (F)(power_bits);
 }
 
-inline void add_to_double(f64x4& acc, f32x8 terms) {
-  f64x4 low, high;
+// The exponentiation loop's vectors: 16 lanes with AVX-512, where the loop (compute-bound)
+// then takes half the instructions, else 8. The log2 buffer is padded to whole vectors.
+#if defined(__AVX512F__)
+using Exp2Vector = f32x16;
+#else
+using Exp2Vector = f32x8;
+#endif
+constexpr int kExp2Lanes = sizeof(Exp2Vector) / sizeof(float);
+using Exp2Sum = typename LaneTypes<Exp2Vector>::HalfDouble;
+
+inline void add_to_double(Exp2Sum& acc, Exp2Vector terms) {
+  Exp2Sum low, high;
   widen(terms, low, high);
   acc += low + high;
 }
 
-inline f32x8 load8(const float* x) {
-  f32x8 chunk;
+inline Exp2Vector load_lanes(const float* x) {
+  Exp2Vector chunk;
   __builtin_memcpy(&chunk, x, sizeof(chunk));
   return chunk;
 }
 
 // Σ 2^(p log2_x[i]) of four vectors: two float32 additions per term (each within 2^-24 of
 // the partial sum, below the terms' own error) before the widening, which costs as much.
-inline f32x8 exp2_sum4(const float* log2_x, float p) {
-  return (exp2_x8(load8(log2_x), p) + exp2_x8(load8(log2_x + 8), p)) +
-         (exp2_x8(load8(log2_x + 16), p) + exp2_x8(load8(log2_x + 24), p));
+inline Exp2Vector exp2_sum4(const float* log2_x, float p) {
+  constexpr int kL = kExp2Lanes;
+  return (exp2_lanes(load_lanes(log2_x), p) + exp2_lanes(load_lanes(log2_x + kL), p)) +
+         (exp2_lanes(load_lanes(log2_x + 2 * kL), p) + exp2_lanes(load_lanes(log2_x + 3 * kL), p));
 }
 
-// Adds Σ x^p (if kP) and Σ x^q (if kQ) given log2_x[0..n), n a multiple of 8: one loop
-// for both exponents, so each log2 x is loaded once.
+inline double horizontal_sum(Exp2Sum acc) {
+  double total = 0.0;
+  for (int lane = 0; lane < kExp2Lanes / 2; lane += 2) total += acc[lane] + acc[lane + 1];
+  return total;
+}
+
+// Adds Σ x^p (if kP) and Σ x^q (if kQ) given log2_x[0..n), n a multiple of kExp2Lanes: one
+// loop for both exponents, so each log2 x is loaded once.
 template <bool kP, bool kQ>
 void add_exp2_sums(const float* log2_x, int64_t n, float p, float q, double& sum_p,
                    double& sum_q) {
-  f64x4 acc_p = {}, acc_q = {};
+  Exp2Sum acc_p = {}, acc_q = {};
   int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
+  for (; i + 4 * kExp2Lanes <= n; i += 4 * kExp2Lanes) {
     if constexpr (kP) add_to_double(acc_p, exp2_sum4(log2_x + i, p));
     if constexpr (kQ) add_to_double(acc_q, exp2_sum4(log2_x + i, q));
   }
-  for (; i < n; i += 8) {  // short segments: at most three more vectors
-    if constexpr (kP) add_to_double(acc_p, exp2_x8(load8(log2_x + i), p));
-    if constexpr (kQ) add_to_double(acc_q, exp2_x8(load8(log2_x + i), q));
+  for (; i < n; i += kExp2Lanes) {  // short segments: at most three more vectors
+    if constexpr (kP) add_to_double(acc_p, exp2_lanes(load_lanes(log2_x + i), p));
+    if constexpr (kQ) add_to_double(acc_q, exp2_lanes(load_lanes(log2_x + i), q));
   }
-  sum_p += (acc_p[0] + acc_p[1]) + (acc_p[2] + acc_p[3]);
-  sum_q += (acc_q[0] + acc_q[1]) + (acc_q[2] + acc_q[3]);
+  sum_p += horizontal_sum(acc_p);
+  sum_q += horizontal_sum(acc_q);
 }
 
-// Adds Σ x^p (if generic_p) and Σ x^q (if generic_q) given log2_x[0..n), n a multiple of 8.
+// Adds Σ x^p (if generic_p) and Σ x^q (if generic_q) given log2_x[0..n), n a multiple of
+// kExp2Lanes.
 inline void add_generic_powers_f32(const float* log2_x, int64_t n, float p, float q,
                                    bool generic_p, bool generic_q, double& sum_p,
                                    double& sum_q) {

@@ -21,6 +21,30 @@ using u32x8 = uint32_t __attribute__((vector_size(32)));
 using f32x4 = float __attribute__((vector_size(16)));
 using u16x8 = uint16_t __attribute__((vector_size(16)));
 using u8x8 = uint8_t __attribute__((vector_size(8)));
+#if defined(__AVX512F__)
+using f64x8 = double __attribute__((vector_size(64)));
+using f32x16 = float __attribute__((vector_size(64)));
+using i32x16 = int32_t __attribute__((vector_size(64)));
+using u32x16 = uint32_t __attribute__((vector_size(64)));
+#endif
+
+// The integer vectors of a float vector's lanes, and the double vector of half of them.
+template <class F>
+struct LaneTypes;
+template <>
+struct LaneTypes<f32x8> {
+  using Signed = i32x8;
+  using Unsigned = u32x8;
+  using HalfDouble = f64x4;
+};
+#if defined(__AVX512F__)
+template <>
+struct LaneTypes<f32x16> {
+  using Signed = i32x16;
+  using Unsigned = u32x16;
+  using HalfDouble = f64x8;
+};
+#endif
 
 inline f64x4 splat(double value) { return f64x4{value, value, value, value}; }
 
@@ -52,5 +76,16 @@ inline void widen(f32x8 values, f64x4& low, f64x4& high) {
   low = __builtin_convertvector(halves[0], f64x4);
   high = __builtin_convertvector(halves[1], f64x4);
 }
+
+#if defined(__AVX512F__)
+// Here __builtin_convertvector becomes one vcvtps2pd per half (and the intrinsics warn, in
+// GCC 12, of an uninitialised value inside their own header).
+inline void widen(f32x16 values, f64x8& low, f64x8& high) {
+  f32x8 halves[2];
+  __builtin_memcpy(halves, &values, sizeof(halves));
+  low = __builtin_convertvector(halves[0], f64x8);
+  high = __builtin_convertvector(halves[1], f64x8);
+}
+#endif
 
 }  // namespace sap_kernels::cpu::SAP_KERNELS_ISA
