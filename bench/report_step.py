@@ -33,6 +33,7 @@ import step_peers  # noqa: E402
 # (implementation, layouts it runs on); the paper's sort of 1e8 entries takes seconds a call
 IMPLEMENTATIONS = {
     "sap_kernels.sap_step": ("global", "rows", "ragged"),
+    "sap_kernels.sap_step out=": ("global", "rows", "ragged"),
     "paper_step (torch.sort)": ("global", "rows"),
     "kthvalue_step": ("global",),
 }
@@ -43,6 +44,9 @@ def step_of(name: str, layout: layouts.Layout, params: torch.Tensor):
     """The zero-argument call of one implementation on one layout."""
     if name == "sap_kernels.sap_step":
         return lambda: step_peers.sap_step(params, layout.segments)
+    if name == "sap_kernels.sap_step out=":
+        out = torch.empty(params.numel(), dtype=torch.bool)
+        return lambda: step_peers.sap_step_into(params, layout.segments, out)
     if name == "kthvalue_step":
         return lambda: step_peers.kthvalue_step(params, layout.segments)
     rows = 1 if layout.name == "global" else layout.rows
@@ -66,7 +70,11 @@ def status_kib(field: str) -> int:
 
 def call_peak_mib(name: str, layout_name: str, n: int) -> float:
     """In this (fresh) process: the peak resident size during one call, minus the resident
-    size before it. Writing 5 to clear_refs resets the peak (VmHWM) to the current size."""
+    size before it. Writing 5 to clear_refs resets the peak (VmHWM) to the current size.
+    A call on a small buffer comes first: the first call of a custom op loads ~120 MiB of
+    PyTorch's own machinery once per process, which is no part of what a call costs."""
+    small = layouts.make_layout(layout_name, 10_000)
+    step_of(name, small, layouts.make_buffer(10_000))()
     layout = layouts.make_layout(layout_name, n)
     params = layouts.make_buffer(n)
     call = step_of(name, layout, params)

@@ -22,6 +22,11 @@ def sap_step(params: torch.Tensor, segments: sk.Segments) -> torch.Tensor:
     return sk.sap_step(params, segments, P, Q, backend="cpu").mask
 
 
+def sap_step_into(params: torch.Tensor, segments: sk.Segments, out: torch.Tensor) -> torch.Tensor:
+    """The same into a mask buffer the caller keeps (no fresh pages to fault in each call)."""
+    return sk.sap_step(params, segments, P, Q, out=out, backend="cpu").mask
+
+
 def paper_counts(magnitude: torch.Tensor) -> torch.Tensor:
     """Per row of a 2-D |w|: the paper's prune count from two norms (eta_r = 0, gamma = 1,
     beta = 0.9), as int64 [rows]."""

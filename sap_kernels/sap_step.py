@@ -19,7 +19,7 @@ from .power_sums import (
 from .pqi import pqi_and_count
 from .sap_counts import check_sap_parameters, prune_counts_of
 from .segments import Segments
-from .topk_mask import topk_mask_of
+from .topk_mask import check_out, topk_mask_of
 
 
 class SAPStep(NamedTuple):
@@ -45,6 +45,7 @@ def sap_step(
     gamma: float = 1.0,
     beta: float = 0.9,
     *,
+    out: torch.Tensor | None = None,
     backend: str | None = None,
 ) -> SAPStep:
     """One SAP iteration: per segment the PQ Index I of the live entries, the prune count
@@ -62,18 +63,55 @@ def sap_step(
         p, q: exponents, 0 < p < q.
         mask: optional bool tensor of params.numel() elements; False entries are already pruned.
         eta_r, gamma, beta: the paper's hyper-parameters (eta_r >= 0, gamma >= 0, 0 <= beta <= 1).
+        out: optional contiguous bool tensor [params.numel()] to write the new mask into,
+            sharing no memory with params or mask (a pruner can keep two and alternate: a fresh
+            mask of 1e8 entries costs ~25,000 page faults).
         backend: ``"cpu"`` (C++), ``"cuda"``, ``"triton"``, ``"torch"`` (reference) or None
             (the default for the device; ``$SAP_KERNELS_BACKEND`` overrides it).
 
     Returns:
-        SAPStep(mask, pqi, count, n_prune).
+        SAPStep(mask, pqi, count, n_prune); mask is ``out`` when given.
     """
     op = "sap_step"
     arguments = segment_op_arguments(op, params, segments, p, q, mask, "raise", backend)
     params, offsets, p, q, mask, _, backend = arguments
     eta_r, gamma, beta = check_sap_parameters(op, eta_r, gamma, beta)
-    step = torch.ops.sap_kernels.sap_step(params, offsets, p, q, mask, eta_r, gamma, beta, backend)
-    return SAPStep(*step)
+    hyper = (eta_r, gamma, beta)
+    if out is None:
+        step = torch.ops.sap_kernels.sap_step(params, offsets, p, q, mask, *hyper, backend)
+        return SAPStep(*step)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{op}: out must be a bool torch.Tensor or None, got {type(out).__name__}")
+    counts = torch.ops.sap_kernels.sap_step_out(params, offsets, p, q, mask, *hyper, backend, out)
+    return SAPStep(out, *counts)
+
+
+def _step_into(
+    params: Tensor,
+    offsets: Tensor,
+    p: float,
+    q: float,
+    mask: Tensor | None,
+    hyper: tuple[float, float, float],
+    backend: str | None,
+    out: Tensor | None,
+) -> SAPStep:
+    """Validates the op's inputs (before anything is written), then runs the step."""
+    op = "sap_step"
+    inputs = check_power_sums_inputs(op, params, offsets, p, q, mask, "raise", backend)
+    inputs = inputs._replace(has_nan_policy=False)
+    eta_r, gamma, beta = check_sap_parameters(op, *hyper)
+    out = check_out(op, out, inputs.params, inputs.mask)
+    if inputs.backend == "cpu":
+        return fused_step(op, inputs, eta_r, gamma, beta, out)
+    if inputs.backend == "cuda":
+        from . import _cuda
+
+        *step, nonfinite = _cuda.sap_step(op, inputs, eta_r, gamma, beta, out)
+        if nonfinite:
+            _power_sums(op, inputs)  # raises, naming the segments that hold them
+        return SAPStep(*step)
+    return composed_step(op, inputs, eta_r, gamma, beta, out)
 
 
 @torch.library.custom_op("sap_kernels::sap_step", mutates_args=())
@@ -88,20 +126,7 @@ def _sap_step_op(
     beta: float,
     backend: str | None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    op = "sap_step"
-    inputs = check_power_sums_inputs(op, params, offsets, p, q, mask, "raise", backend)
-    inputs = inputs._replace(has_nan_policy=False)
-    eta_r, gamma, beta = check_sap_parameters(op, eta_r, gamma, beta)
-    if inputs.backend == "cpu":
-        return tuple(fused_step(op, inputs, eta_r, gamma, beta))
-    if inputs.backend == "cuda":
-        from . import _cuda
-
-        *step, nonfinite = _cuda.sap_step(op, inputs, eta_r, gamma, beta)
-        if nonfinite:
-            _power_sums(op, inputs)  # raises, naming the segments that hold them
-        return tuple(step)
-    return tuple(composed_step(op, inputs, eta_r, gamma, beta))
+    return tuple(_step_into(params, offsets, p, q, mask, (eta_r, gamma, beta), backend, None))
 
 
 @_sap_step_op.register_fake
@@ -111,7 +136,37 @@ def _(params, offsets, p, q, mask, eta_r, gamma, beta, backend):
     return (new_mask, pqi, *per_segment_like(params, offsets, torch.int64, 2))
 
 
-def composed_step(op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta: float) -> SAPStep:
+@torch.library.custom_op("sap_kernels::sap_step_out", mutates_args=("out",))
+def _sap_step_out_op(
+    params: Tensor,
+    offsets: Tensor,
+    p: float,
+    q: float,
+    mask: Tensor | None,
+    eta_r: float,
+    gamma: float,
+    beta: float,
+    backend: str | None,
+    out: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    step = _step_into(params, offsets, p, q, mask, (eta_r, gamma, beta), backend, out)
+    return step.pqi, step.count, step.n_prune
+
+
+@_sap_step_out_op.register_fake
+def _(params, offsets, p, q, mask, eta_r, gamma, beta, backend, out):
+    pqi = per_segment_like(params, offsets, torch.float64, 1)[0]
+    return (pqi, *per_segment_like(params, offsets, torch.int64, 2))
+
+
+def composed_step(
+    op: str,
+    inputs: ValidInputs,
+    eta_r: float,
+    gamma: float,
+    beta: float,
+    out: torch.Tensor | None = None,
+) -> SAPStep:
     """The step as the composition of the three ops on inputs' backend ("torch", "triton").
 
     The same kernels compute the same values, so the step equals the separate ops bit for bit.
@@ -122,19 +177,29 @@ def composed_step(op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta
     pqi, count = pqi_and_count(op, inputs)
     n_prune = prune_counts_of(op, pqi, count, p, q, eta_r, gamma, beta, inputs.backend)
     # The power sums have checked that every live entry is finite.
-    new_mask = torch.empty(inputs.params.numel(), dtype=torch.bool, device=inputs.params.device)
+    new_mask = out
+    if new_mask is None:
+        params = inputs.params
+        new_mask = torch.empty(params.numel(), dtype=torch.bool, device=params.device)
     keep = count - n_prune  # on the params' device, where the backend takes it
     topk_mask_of(op, inputs.params, inputs.offsets, keep, inputs.mask, new_mask, inputs.backend)
     return SAPStep(new_mask, pqi, count, n_prune)
 
 
-def fused_step(op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta: float) -> SAPStep:
+def fused_step(
+    op: str,
+    inputs: ValidInputs,
+    eta_r: float,
+    gamma: float,
+    beta: float,
+    out: torch.Tensor | None = None,
+) -> SAPStep:
     """The whole step in one native call: a segment that fits a tile is read from memory once."""
     num_segments = inputs.offsets.numel() - 1
     pqi = torch.empty(num_segments, dtype=torch.float64)
     count = torch.empty(num_segments, dtype=torch.int64)
     n_prune = torch.empty(num_segments, dtype=torch.int64)
-    new_mask = empty_mask(inputs.params.numel())
+    new_mask = empty_mask(inputs.params.numel()) if out is None else out
     nonfinite = native(op).sap_step(
         *native_arguments(inputs),
         eta_r,

@@ -45,7 +45,32 @@ def check_keep_counts(op: str, k: torch.Tensor, num_segments: int) -> torch.Tens
     return k
 
 
-def check_out(op: str, out: object, params: torch.Tensor) -> torch.Tensor:
+def _byte_range(tensor: torch.Tensor) -> tuple[int, int]:
+    start = tensor.data_ptr()
+    return start, start + tensor.numel() * tensor.element_size()
+
+
+def check_no_overlap(op: str, out: torch.Tensor, inputs: dict[str, torch.Tensor | None]) -> None:
+    """out may share no memory with an input the kernel reads while it writes out (params and
+    the live mask, both contiguous here): the mask would come out silently wrong."""
+    out_start, out_end = _byte_range(out)
+    for name, tensor in inputs.items():
+        if tensor is None or tensor.device != out.device or tensor.numel() == 0:
+            continue
+        start, end = _byte_range(tensor)
+        if start < out_end and out_start < end:
+            raise ValueError(
+                f"{op}: out must not share memory with {name}, which is read while out is "
+                f"written; got out overlapping {name} (pass a separate tensor, e.g. "
+                f"{name}.clone() as {name})"
+            )
+
+
+def check_out(
+    op: str, out: object, params: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """out as given (checked: a contiguous bool tensor like params, sharing no memory with
+    params or mask), or a fresh one."""
     if out is None:
         if params.device.type == "cpu":
             return empty_mask(params.numel())
@@ -61,6 +86,7 @@ def check_out(op: str, out: object, params: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"{op}: out must be contiguous, got stride {out.stride()}")
     if out.device != params.device:
         raise ValueError(f"{op}: out must be on {params.device} like params, got {out.device}")
+    check_no_overlap(op, out, {"params": params, "mask": mask})
     return out
 
 
@@ -138,7 +164,7 @@ def _topk_mask_into(
     mask = check_mask(op, mask, params)
     offsets = check_offsets(op, offsets, params)
     keep = check_keep_counts(op, k, offsets.numel() - 1)
-    out = check_out(op, out, params)
+    out = check_out(op, out, params, mask)
     backend = resolve_backend(op, backend, params.device)
     raise_if_nonfinite(op, params, offsets, mask)
     return topk_mask_of(op, params, offsets, keep, mask, out, backend)

@@ -39,6 +39,7 @@ def opcheck_cases(backend: str) -> list[tuple[str, tuple]]:
             ("segmented_topk_mask", (params, offsets, keep, m, backend)),
             ("segmented_topk_mask_out", (params, offsets, keep, m, backend, out)),
             ("sap_step", (params, offsets, 0.5, 1.0, m, 0.0, 1.0, 0.9, backend)),
+            ("sap_step_out", (params, offsets, 0.5, 1.0, m, 0.0, 1.0, 0.9, backend, out)),
         ]
     cases += [
         ("sap_retain_bound", (pqi, count, 0.5, 1.0, 0.1, backend)),
@@ -94,14 +95,21 @@ def test_compiled_out_and_apply_mask() -> None:
     segments = sk.Segments(offsets)
     torch._dynamo.reset()
 
-    def prune(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    def prune(x: torch.Tensor, out: torch.Tensor, step_out: torch.Tensor) -> torch.Tensor:
         sk.segmented_topk_mask(x, segments, 2, out=out)
-        return sk.apply_mask(x, out)
+        n_prune = sk.sap_step(x, segments, 0.5, 1.0, out=step_out).n_prune
+        return sk.apply_mask(x, out), n_prune
 
-    x, out = params.clone(), torch.zeros(40, dtype=torch.bool)
-    torch.compile(prune, fullgraph=True)(x, out)
+    x, out, step_out = (
+        params.clone(),
+        torch.zeros(40, dtype=torch.bool),
+        torch.zeros(40, dtype=torch.bool),
+    )
+    _, n_prune = torch.compile(prune, fullgraph=True)(x, out, step_out)
     want_mask = sk.segmented_topk_mask(params, segments, 2)
+    want_step = sk.sap_step(params, segments, 0.5, 1.0)
     assert torch.equal(out, want_mask)
+    assert torch.equal(step_out, want_step.mask) and torch.equal(n_prune, want_step.n_prune)
     assert torch.equal(x, torch.where(want_mask, params, 0.0))
 
 

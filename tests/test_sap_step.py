@@ -198,6 +198,38 @@ def apply_mask_path(backend: str, monkeypatch: pytest.MonkeyPatch) -> str:
 SHAPES = [(0,), (1,), (7,), (1003,), (4, 3, 5), (2, 65536 + 9)]
 
 
+@settings(max_examples=20)
+@given(case=cases(), pq=st.sampled_from(PAIRS), hyper=hyper_parameters)
+def test_out_receives_the_same_step(
+    backend: str, case: Case, pq: tuple[float, float], hyper: Hyper
+) -> None:
+    """out= gets the mask a fresh call returns, whatever out held before; the rest is equal."""
+    fresh = step_of(case, pq, hyper, backend)
+    out = torch.rand(case.params.numel()) < 0.5
+    into = sk.sap_step(case.params, case.segments, *pq, case.mask, *hyper, out=out, backend=backend)
+    assert into.mask is out
+    assert torch.equal(out, fresh.mask)
+    assert_pqi_identical(into.pqi, fresh.pqi, f"{backend} out= pqi")
+    assert torch.equal(into.count, fresh.count) and torch.equal(into.n_prune, fresh.n_prune)
+
+
+@pytest.mark.parametrize(
+    "out, error, fragment",
+    [
+        (torch.zeros(9, dtype=torch.bool), ValueError, "params.numel() = 10"),
+        (torch.zeros(10), ValueError, "torch.float32"),
+        (torch.zeros(20, dtype=torch.bool)[::2], ValueError, "contiguous"),
+        ([False] * 10, TypeError, "list"),
+    ],
+    ids=["short", "float", "strided", "list"],
+)
+def test_bad_out_is_clear_error(backend: str, out, error, fragment: str) -> None:
+    params = torch.arange(10, dtype=torch.float32)
+    with pytest.raises(error, match="^sap_step: out must") as raised:
+        sk.sap_step(params, sk.Segments([0, 4, 10]), 0.5, 1.0, out=out, backend=backend)
+    assert fragment in str(raised.value)
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_apply_mask_zeroes_pruned_entries(

@@ -233,6 +233,29 @@ def test_failed_topk_leaves_inputs_unchanged(
         assert torch.equal(bits(tensor), before[name]), f"{name} changed by a failed call"
 
 
+def test_out_sharing_memory_with_an_input_is_clear_error(backend: str) -> None:
+    """The kernels read params and mask while they write out: out may not overlap them (the
+    CPU kernels would otherwise return a wrong mask). Nothing is written."""
+    gen = torch.Generator().manual_seed(31)
+    params = torch.randint(0, 4, (3000,), generator=gen).float()  # tie-rich
+    shared = torch.rand(3001, generator=gen) < 0.9
+    segments, k = sk.Segments([0, 1000, 3000]), torch.tensor([300, 1500])
+    cases = {  # name of the input overlapped -> (live mask, out)
+        "the same tensor": ("mask", shared[:3000], shared[:3000]),
+        "shifted by one": ("mask", shared[:3000], shared[1:]),
+        "params' bytes": ("params", shared[:3000], params.view(torch.bool)[:3000]),
+    }
+    for what, (name, live, out) in cases.items():
+        shared_before, params_before = shared.clone(), params.clone()
+        expected = f"out must not share memory with {name}"
+        with pytest.raises(ValueError, match=f"^segmented_topk_mask: {expected}"):
+            sk.segmented_topk_mask(params, segments, k, live, out, backend=backend)
+        with pytest.raises(ValueError, match=f"^sap_step: {expected}"):
+            sk.sap_step(params, segments, 0.5, 1.0, live, out=out, backend=backend)
+        assert torch.equal(shared, shared_before), f"{what}: mask changed"
+        assert torch.equal(params, params_before), f"{what}: params changed"
+
+
 SAP_STEP_FAILURES = {"NaN live": {}, "bad p": {"p": 5.0}, "bad beta": {"beta": 2.0}}
 
 
