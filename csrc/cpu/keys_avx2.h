@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "bracket_block.h"
+#include "keys_avx512.h"
 #include "radix_select.h"
 
 #if defined(__AVX2__)
@@ -75,6 +76,9 @@ inline int32_t lanes_min(__m256i v) {
 template <bool kMasked>
 void write_above(const uint32_t* params, const uint8_t* mask, int64_t begin, int64_t end,
                  int32_t bound, uint8_t* out) {
+#if defined(SAP_KERNELS_KEYS16)
+  return write_above16<kMasked>(params, mask, begin, end, bound, out);
+#endif
   const __m256i bounds = _mm256_set1_epi32(bound);
   int64_t i = begin;
   for (; i + 32 <= end; i += 32) {

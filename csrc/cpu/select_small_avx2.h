@@ -13,7 +13,9 @@
 // A bracket that misses costs one more read, with the side of it that holds the threshold.
 // No branch depends on the data's order, and the mask is exact whatever the sample shows.
 // Segments shorter than kMinVectorSegment, and the last few keys of longer ones, are ranked
-// by comparing all pairs (keys_avx2.h).
+// by comparing all pairs (keys_avx2.h). The sample is gathered into vectors (vpgatherdd). In the
+// AVX-512 copy (keys_avx512.h) the packing reads and the mask write take 16 keys a step, with
+// compares into lane masks and vpcompressd.
 #pragma once
 
 #include "isa.h"
@@ -46,14 +48,13 @@ constexpr int64_t kRankedDirectly = 64;
 // The keys at 0-based positions `first` and `second` from the top of the sample, by ranking
 // every key against all others: the position-th largest is the least key with at most
 // `position` keys above it.
-inline void sample_keys_at(const int32_t* sample, int first, int second, int32_t& first_key,
-                           int32_t& second_key) {
-  constexpr int kVectors = kRowSample / 8;
-  __m256i keys[kVectors], greater[kVectors];
-  for (int v = 0; v < kVectors; ++v) {
-    keys[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(sample + 8 * v));
-    greater[v] = _mm256_setzero_si256();
-  }
+// `keys` holds the sample as vectors, `sample` the same in memory.
+constexpr int kSampleVectors = kRowSample / 8;
+inline void sample_keys_at(const __m256i keys[kSampleVectors], const int32_t* sample, int first,
+                           int second, int32_t& first_key, int32_t& second_key) {
+  constexpr int kVectors = kSampleVectors;
+  __m256i greater[kVectors];
+  for (int v = 0; v < kVectors; ++v) greater[v] = _mm256_setzero_si256();
   for (int j = 0; j < kRowSample; ++j) {
     const __m256i other = _mm256_set1_epi32(sample[j]);
     for (int v = 0; v < kVectors; ++v) {
@@ -78,22 +79,54 @@ struct KeyRange {
   int32_t hi;
 };
 
+// The lane offsets 0, stride, ..., 7 stride of a strided gather (stride * 7 < 2^31).
+inline __m256i stride_offsets(int64_t stride) {
+  return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                            _mm256_set1_epi32(static_cast<int32_t>(stride)));
+}
+
 // Keys read from a segment of the params (and its mask) ...
 template <bool kMasked>
 struct SegmentKeys {
   const uint32_t* params;
   const uint8_t* mask;
+  // The keys of entries first, first + stride, ..., first + 7 stride, gathered into a vector:
+  // built in memory one by one, the vector load after them would wait for the stores.
+  __m256i strided8(int64_t first, int64_t stride) const {
+    const auto* base = reinterpret_cast<const int*>(params + first);
+    __m256i key = _mm256_and_si256(_mm256_i32gather_epi32(base, stride_offsets(stride), 4),
+                                   _mm256_set1_epi32(kMaxKey));
+    if constexpr (!kMasked) return key;
+    int dead = 0;
+    for (int lane = 0; lane < 8; ++lane) dead |= (mask[first + lane * stride] == 0) << lane;
+    const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i dead_bits = _mm256_and_si256(_mm256_set1_epi32(dead), lane_bits);
+    return _mm256_or_si256(key, _mm256_cmpeq_epi32(dead_bits, lane_bits));  // dead: -1
+  }
   __m256i eight(int64_t i) const { return load_keys<kMasked>(params, mask, i); }
   int32_t one(int64_t i) const { return load_key<kMasked>(params, mask, i); }
+#if defined(SAP_KERNELS_KEYS16)
+  __m512i sixteen(int64_t i, __mmask16 lanes) const {
+    return load_keys16<kMasked>(params, mask, i, lanes);
+  }
+#endif
 };
 
 // ... or keys already packed into scratch space (all live).
 struct PackedKeys {
   const int32_t* keys;
+  __m256i strided8(int64_t first, int64_t stride) const {
+    return _mm256_i32gather_epi32(keys + first, stride_offsets(stride), 4);
+  }
   __m256i eight(int64_t i) const {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(keys + i));
   }
   int32_t one(int64_t i) const { return keys[i]; }
+#if defined(SAP_KERNELS_KEYS16)
+  __m512i sixteen(int64_t i, __mmask16 lanes) const {
+    return _mm512_mask_loadu_epi32(_mm512_set1_epi32(-1), lanes, keys + i);
+  }
+#endif
 };
 
 // A bracket inside `range` about the rank-th largest of the `live` keys of source[begin, end),
@@ -102,11 +135,14 @@ template <class Source>
 KeyRange sample_bracket(const Source& source, int64_t begin, int64_t end, int64_t live,
                         int64_t rank, KeyRange range) {
   alignas(32) int32_t sample[kRowSample];
+  __m256i keys[kSampleVectors];
   const int64_t stride = (end - begin) / kRowSample;
   int sampled_live = 0;
-  for (int j = 0; j < kRowSample; ++j) {
-    sample[j] = source.one(begin + j * stride + stride / 2);
-    sampled_live += sample[j] >= 0;
+  for (int v = 0; v < kSampleVectors; ++v) {
+    keys[v] = source.strided8(begin + stride / 2 + 8 * v * stride, stride);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sample + 8 * v), keys[v]);
+    const __m256i live_lanes = _mm256_cmpgt_epi32(keys[v], _mm256_set1_epi32(-1));
+    sampled_live += __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(live_lanes)));
   }
   const double kept = static_cast<double>(rank) / static_cast<double>(live);
   const double centre = kept * sampled_live;  // sample keys above the threshold
@@ -114,8 +150,8 @@ KeyRange sample_bracket(const Source& source, int64_t begin, int64_t end, int64_
   const int hi_position = static_cast<int>(std::floor(centre - margin));
   const int lo_position = static_cast<int>(std::ceil(centre + margin));
   int32_t hi_key = range.hi, lo_key = range.lo;
-  sample_keys_at(sample, std::max(hi_position, 0), std::min(lo_position, kRowSample - 1), hi_key,
-                 lo_key);
+  sample_keys_at(keys, sample, std::max(hi_position, 0), std::min(lo_position, kRowSample - 1),
+                 hi_key, lo_key);
   // Positions beyond the sample leave that side of the range as it was.
   return {lo_position < sampled_live ? lo_key : range.lo, hi_position >= 0 ? hi_key : range.hi};
 }
@@ -125,11 +161,30 @@ struct BracketCount {
   int64_t inside;
 };
 
+#if defined(SAP_KERNELS_KEYS16)
+// pack_bracket sixteen keys a step, the last step lane-masked.
+template <class Source>
+BracketCount pack_bracket16(const Source& source, int64_t begin, int64_t end, KeyRange bracket,
+                            int32_t* inside) {
+  const __m512i lo = _mm512_set1_epi32(bracket.lo), hi = _mm512_set1_epi32(bracket.hi);
+  int64_t above = 0, found = 0;
+  for (int64_t i = begin; i < end; i += 16) {
+    const __m512i key = source.sixteen(i, first_lanes(end - i));
+    above += __builtin_popcount(_mm512_cmpgt_epi32_mask(key, hi));
+    found += pack_lanes16(key, inside16(key, lo, hi), inside + found);
+  }
+  return {above, found};
+}
+#endif
+
 // Counts the live keys of source[begin, end) above the bracket and packs those inside it into
-// `inside` (room for end - begin + 8).
+// `inside` (room for end - begin + kPackSlack).
 template <class Source>
 BracketCount pack_bracket(const Source& source, int64_t begin, int64_t end, KeyRange bracket,
                           int32_t* inside) {
+#if defined(SAP_KERNELS_KEYS16)
+  return pack_bracket16(source, begin, end, bracket, inside);
+#endif
   const __m256i lo = _mm256_set1_epi32(bracket.lo), hi = _mm256_set1_epi32(bracket.hi);
   __m256i above_lanes = _mm256_setzero_si256();
   int64_t found = 0, i = begin;
@@ -174,6 +229,16 @@ int64_t narrow_by_sample(const Source& source, int64_t begin, int64_t end, int64
 
 // Packs the keys of keys[0..n) that lie in `range` to the front, in place; returns how many.
 inline int64_t pack_range(int32_t* keys, int64_t n, KeyRange range) {
+#if defined(SAP_KERNELS_KEYS16)
+  // The 16 lanes stored at found <= i overwrite only keys already read.
+  const __m512i lo16 = _mm512_set1_epi32(range.lo), hi16 = _mm512_set1_epi32(range.hi);
+  int64_t packed = 0;
+  for (int64_t at = 0; at < n; at += 16) {
+    const __m512i key = PackedKeys{keys}.sixteen(at, first_lanes(n - at));
+    packed += pack_lanes16(key, inside16(key, lo16, hi16), keys + packed);
+  }
+  return packed;
+#endif
   const __m256i lo = _mm256_set1_epi32(range.lo), hi = _mm256_set1_epi32(range.hi);
   int64_t found = 0, i = 0;
   // The 8 lanes stored at found <= i overwrite only keys already read.
@@ -239,12 +304,12 @@ void write_threshold(const uint32_t* params, const uint8_t* mask, int64_t begin,
 }
 
 // Keeps the keep largest of the live entries of [begin, end) (0 < keep < live); scratch has
-// room for 2 (end - begin + 8) keys.
+// room for 2 (end - begin + kPackSlack) keys.
 template <bool kMasked>
 void select_small_keys(const uint32_t* params, const uint8_t* mask, int64_t begin, int64_t end,
                        int64_t live, int64_t keep, int32_t* scratch, uint8_t* out) {
   int32_t* keys = scratch;
-  int32_t* spare = scratch + (end - begin + 8);
+  int32_t* spare = scratch + (end - begin + kPackSlack);
   KeyRange range{0, kMaxKey};
   int64_t rank = keep;
   int64_t n = narrow_by_sample(SegmentKeys<kMasked>{params, mask}, begin, end, live, rank, range,
@@ -284,7 +349,7 @@ inline void select_small_vectors(const uint32_t* params, const uint8_t* mask, in
     if (mask == nullptr) return write_above<false>(params, mask, begin, end, bound, out);
     return write_above<true>(params, mask, begin, end, bound, out);
   }
-  scratch.resize(static_cast<size_t>(2 * (end - begin + 8)));
+  scratch.resize(static_cast<size_t>(2 * (end - begin + kPackSlack)));
   auto* keys = reinterpret_cast<int32_t*>(scratch.data());
   if (end - begin < kMinVectorSegment) {
     if (mask == nullptr) return select_few_keys<false>(params, mask, begin, end, keep, keys, out);
