@@ -21,6 +21,7 @@ from collections.abc import Callable
 import torch
 import torch._dynamo
 
+import sap_kernels
 from sap_kernels import Segments, reference, segmented_pqi
 
 PqiFn = Callable[[], torch.Tensor]
@@ -34,6 +35,19 @@ if hasattr(torch._dynamo.config, "recompile_limit"):
 def sap_kernels_pqi(params: torch.Tensor, segments: Segments, p: float, q: float) -> torch.Tensor:
     """The contender: the native CPU kernel, validated offsets (Segments) built once."""
     return segmented_pqi(params, segments, p, q, backend="cpu")
+
+
+def sap_kernels_pqi_with_copy(
+    isa: str, params: torch.Tensor, segments: Segments, p: float, q: float
+) -> torch.Tensor:
+    """The same through one copy of the CPU kernels (sap_kernels.cpu_isas()), the active one
+    restored after the call."""
+    active = sap_kernels.cpu_isa()
+    sap_kernels.set_cpu_isa(isa)
+    try:
+        return segmented_pqi(params, segments, p, q, backend="cpu")
+    finally:
+        sap_kernels.set_cpu_isa(active)
 
 
 def paper_eager_pqi(

@@ -11,11 +11,14 @@ import torch
 import torch._dynamo
 from layouts import Layout, paper_layers
 
+import sap_kernels
+
 PQ_PAIRS = ((0.5, 1.0), (1.0, 2.0), (0.7, 1.3))
 
 # (key, column title) in table order; the yardstick torch.sum is timed apart
 IMPLEMENTATIONS = (
     ("sap_kernels", "sap_kernels cpu"),
+    ("sap_kernels_avx2", "sap_kernels cpu, AVX2 copy"),
     ("paper_eager", "paper eager"),
     ("eager_reference", "eager reference"),
     ("compiled_reference", "torch.compile reference"),
@@ -63,6 +66,17 @@ def _sap_kernels(layout: Layout, params: torch.Tensor, p: float, q: float) -> Im
     return Impl("sap_kernels", lambda: baselines.sap_kernels_pqi(params, segments, p, q))
 
 
+def _sap_kernels_avx2(layout: Layout, params: torch.Tensor, p: float, q: float) -> Impl:
+    """The AVX2 copy of the kernels where the CPU runs a better one (AVX-512), to compare them."""
+    key, isa = "sap_kernels_avx2", "x86-64-v3"
+    if isa not in sap_kernels.cpu_isas():
+        return Impl(key, None, "n/a (no AVX2 copy on this build or CPU)")
+    if sap_kernels.cpu_isa() == isa:
+        return Impl(key, None, "n/a (the AVX2 copy is the one sap_kernels cpu runs here)")
+    segments = layout.segments
+    return Impl(key, lambda: baselines.sap_kernels_pqi_with_copy(isa, params, segments, p, q))
+
+
 def _paper_eager(layout: Layout, params: torch.Tensor, p: float, q: float) -> Impl:
     key = "paper_eager"
     if layout.name == "ragged" and layout.n > RAGGED_LOOP_SINGLE_N:
@@ -97,6 +111,7 @@ def _compiled_rows(layout: Layout, params: torch.Tensor, p: float, q: float) -> 
 
 _BUILDERS = {
     "sap_kernels": _sap_kernels,
+    "sap_kernels_avx2": _sap_kernels_avx2,
     "paper_eager": _paper_eager,
     "eager_reference": _eager_reference,
     "compiled_reference": _compiled_reference,
