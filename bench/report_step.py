@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import os
 import statistics
 import subprocess
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import layouts  # noqa: E402
+import render  # noqa: E402
 import step_peers  # noqa: E402
 
 # (implementation, layouts it runs on); the paper's sort of 1e8 entries takes seconds a call
@@ -105,12 +107,16 @@ def measure(layout_name: str, n: int, rounds: int, slow_rounds: int) -> list[dic
     times: dict[str, list[float]] = {name: [] for name in ["torch.sum", *names]}
     for call in calls.values():
         call()  # warm-up
-    for round_index in range(rounds):  # interleaved, so that drift hits all alike
+    fast = {name: call for name, call in calls.items() if name not in SLOW}
+    for _ in range(rounds):  # interleaved, so that drift hits all alike
         times["torch.sum"].append(timed_ms(lambda: torch.sum(params)))
-        for name, call in calls.items():
-            if name in SLOW and round_index >= slow_rounds:
-                continue
+        for name, call in fast.items():
             times[name].append(timed_ms(call))
+    # The slow peers after: the first read of the buffer after one of them (GiBs freed) takes
+    # about twice as long, which would move the yardstick.
+    for _ in range(slow_rounds):
+        for name in (name for name in calls if name in SLOW):
+            times[name].append(timed_ms(calls[name]))
     sum_ms = statistics.median(times["torch.sum"])
     rows = []
     for name in names:
@@ -155,7 +161,10 @@ def main() -> int:
     rows = []
     for layout_name in args.layouts.split(","):
         rows += measure(layout_name, n, args.rounds, args.slow_rounds)
+    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     header = (
+        f"{now}; {render.cpu_model()}, {os.cpu_count()} logical cores; sap_kernels git "
+        f"{render.git_state()}; extension {render.extension_state()}\n\n"
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 n = "
         f"{layouts.format_n(n)}, (p, q) = (0.5, 1); peak extra memory of one call, in a "
         f"fresh process (buffer: {n * 4 / 2**20:.0f} MiB, mask: {n / 2**20:.0f} MiB)"
