@@ -75,16 +75,14 @@ def topk_mask(op: str, params, offsets, keep, mask, out) -> torch.Tensor:
     return out
 
 
-def sap_step(op: str, inputs, eta_r: float, gamma: float, beta: float, out=None):
-    """(mask, pqi, count, n_prune, whether a live entry is NaN or inf); the mask is `out` when
-    given."""
+def sap_step(op: str, inputs, eta_r: float, gamma: float, beta: float, out):
+    """(out, pqi, count, n_prune, whether a live entry is NaN or inf), the mask written into
+    out."""
     params, device = inputs.params, inputs.params.device
     num_segments = inputs.offsets.numel() - 1
     pqi = torch.empty(num_segments, dtype=OUTPUTS_F64, device=device)
     count = torch.empty(num_segments, dtype=OUTPUTS_I64, device=device)
     n_prune = torch.empty(num_segments, dtype=OUTPUTS_I64, device=device)
-    if out is None:
-        out = torch.empty(params.numel(), dtype=torch.bool, device=device)
     nonfinite = torch.zeros(1, dtype=torch.int32, device=device)
     extension = native(op)
     with _on(device):

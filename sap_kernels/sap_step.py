@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._native import empty_mask, native
+from ._native import native
 from .power_sums import (
     ValidInputs,
     _power_sums,
@@ -160,12 +160,7 @@ def _(params, offsets, p, q, mask, eta_r, gamma, beta, backend, out):
 
 
 def composed_step(
-    op: str,
-    inputs: ValidInputs,
-    eta_r: float,
-    gamma: float,
-    beta: float,
-    out: torch.Tensor | None = None,
+    op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta: float, out: torch.Tensor
 ) -> SAPStep:
     """The step as the composition of the three ops on inputs' backend ("torch", "triton").
 
@@ -177,29 +172,19 @@ def composed_step(
     pqi, count = pqi_and_count(op, inputs)
     n_prune = prune_counts_of(op, pqi, count, p, q, eta_r, gamma, beta, inputs.backend)
     # The power sums have checked that every live entry is finite.
-    new_mask = out
-    if new_mask is None:
-        params = inputs.params
-        new_mask = torch.empty(params.numel(), dtype=torch.bool, device=params.device)
     keep = count - n_prune  # on the params' device, where the backend takes it
-    topk_mask_of(op, inputs.params, inputs.offsets, keep, inputs.mask, new_mask, inputs.backend)
-    return SAPStep(new_mask, pqi, count, n_prune)
+    topk_mask_of(op, inputs.params, inputs.offsets, keep, inputs.mask, out, inputs.backend)
+    return SAPStep(out, pqi, count, n_prune)
 
 
 def fused_step(
-    op: str,
-    inputs: ValidInputs,
-    eta_r: float,
-    gamma: float,
-    beta: float,
-    out: torch.Tensor | None = None,
+    op: str, inputs: ValidInputs, eta_r: float, gamma: float, beta: float, out: torch.Tensor
 ) -> SAPStep:
     """The whole step in one native call: a segment that fits a tile is read from memory once."""
     num_segments = inputs.offsets.numel() - 1
     pqi = torch.empty(num_segments, dtype=torch.float64)
     count = torch.empty(num_segments, dtype=torch.int64)
     n_prune = torch.empty(num_segments, dtype=torch.int64)
-    new_mask = empty_mask(inputs.params.numel()) if out is None else out
     nonfinite = native(op).sap_step(
         *native_arguments(inputs),
         eta_r,
@@ -208,8 +193,8 @@ def fused_step(
         pqi.data_ptr(),
         count.data_ptr(),
         n_prune.data_ptr(),
-        new_mask.data_ptr(),
+        out.data_ptr(),
     )
     if nonfinite:
         _power_sums(op, inputs)  # raises, naming the segments that hold them
-    return SAPStep(new_mask, pqi, count, n_prune)
+    return SAPStep(out, pqi, count, n_prune)
