@@ -21,8 +21,8 @@ from collections.abc import Callable
 import torch
 import torch._dynamo
 
-import sap_kernels
 from sap_kernels import Segments, reference, segmented_pqi
+from sap_kernels._native import using_cpu_isa
 
 PqiFn = Callable[[], torch.Tensor]
 
@@ -42,12 +42,8 @@ def sap_kernels_pqi_with_copy(
 ) -> torch.Tensor:
     """The same through one copy of the CPU kernels (sap_kernels.cpu_isas()), the active one
     restored after the call."""
-    active = sap_kernels.cpu_isa()
-    sap_kernels.set_cpu_isa(isa)
-    try:
+    with using_cpu_isa(isa):
         return segmented_pqi(params, segments, p, q, backend="cpu")
-    finally:
-        sap_kernels.set_cpu_isa(active)
 
 
 def paper_eager_pqi(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from types import ModuleType
 
 import torch
@@ -52,6 +54,22 @@ def set_cpu_isa(name: str) -> None:
             f"set_cpu_isa: needs the compiled extension sap_kernels._C ({_import_error})"
         )
     _extension.set_cpu_isa(name)
+
+
+@contextlib.contextmanager
+def using_cpu_isa(name: str) -> Iterator[None]:
+    """Runs the CPU kernels' copy for `name` inside the block, the one active before after it
+    (tests and benchmarks that compare the copies).
+
+    Raises:
+        ValueError: as set_cpu_isa.
+    """
+    active = cpu_isa()
+    set_cpu_isa(name)
+    try:
+        yield
+    finally:
+        set_cpu_isa(active)
 
 
 def _apply_cpu_isa_env() -> None:

@@ -22,6 +22,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import sap_kernels as sk  # noqa: E402
+from sap_kernels._native import using_cpu_isa  # noqa: E402
 
 settings.register_profile(
     "default",
@@ -103,12 +104,8 @@ def backend(request: pytest.FixtureRequest) -> str:
     (device_adapter.py)."""
     name, isa = request.param
     if isa is not None:
-        active = sk.cpu_isa()
-        sk.set_cpu_isa(isa)
-        try:
+        with using_cpu_isa(isa):
             yield name
-        finally:
-            sk.set_cpu_isa(active)
         return
     if name not in GPU_BACKENDS:
         yield name

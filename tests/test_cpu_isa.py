@@ -15,6 +15,7 @@ from mask_oracle import assert_masks_equal
 
 import sap_kernels as sk
 from sap_kernels import reference
+from sap_kernels._native import using_cpu_isa
 
 pytestmark = pytest.mark.skipif(not sk.native_available(), reason="needs the compiled extension")
 
@@ -25,10 +26,8 @@ DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 @pytest.fixture(params=CPU_ISAS_UNDER_TEST)
 def isa(request: pytest.FixtureRequest) -> str:
     """Each copy this CPU runs, made the active one for the test."""
-    active = sk.cpu_isa()
-    sk.set_cpu_isa(request.param)
-    yield request.param
-    sk.set_cpu_isa(active)
+    with using_cpu_isa(request.param):
+        yield request.param
 
 
 def long_case(dtype: torch.dtype, masked: bool, seed: int = 0):
@@ -104,14 +103,10 @@ def test_copies_agree_with_each_other() -> None:
     if len(CPU_ISAS_UNDER_TEST) < 2:
         pytest.skip("one copy of the kernels runs here")
     params, segments, mask = long_case(torch.float32, masked=True, seed=2)
-    active = sk.cpu_isa()
     results = {}
-    try:
-        for name in CPU_ISAS_UNDER_TEST:
-            sk.set_cpu_isa(name)
+    for name in CPU_ISAS_UNDER_TEST:
+        with using_cpu_isa(name):
             results[name] = sk.sap_step(params, segments, 0.7, 1.3, mask, backend="cpu")
-    finally:
-        sk.set_cpu_isa(active)
     first, *others = CPU_ISAS_UNDER_TEST
     for name in others:
         what = f"{name} against {first}"
