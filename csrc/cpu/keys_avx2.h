@@ -77,8 +77,8 @@ template <bool kMasked>
 void write_above(const uint32_t* params, const uint8_t* mask, int64_t begin, int64_t end,
                  int32_t bound, uint8_t* out) {
 #if defined(SAP_KERNELS_KEYS16)
-  return write_above16<kMasked>(params, mask, begin, end, bound, out);
-#endif
+  write_above16<kMasked>(params, mask, begin, end, bound, out);
+#else
   const __m256i bounds = _mm256_set1_epi32(bound);
   int64_t i = begin;
   for (; i + 32 <= end; i += 32) {
@@ -89,6 +89,7 @@ void write_above(const uint32_t* params, const uint8_t* mask, int64_t begin, int
     store_mask_bytes(above, out + i);
   }
   for (; i < end; ++i) out[i] = static_cast<uint8_t>(load_key<kMasked>(params, mask, i) > bound);
+#endif
 }
 
 // A threshold, with the number of keys equal to it among all live entries.

@@ -190,7 +190,7 @@ BracketCount pack_bracket(const Source& source, int64_t begin, int64_t end, KeyR
                           int32_t* inside) {
 #if defined(SAP_KERNELS_KEYS16)
   return pack_bracket16(source, begin, end, bracket, inside);
-#endif
+#else
   const __m256i lo = _mm256_set1_epi32(bracket.lo), hi = _mm256_set1_epi32(bracket.hi);
   __m256i above_lanes = _mm256_setzero_si256();
   int64_t found = 0, i = begin;
@@ -210,6 +210,7 @@ BracketCount pack_bracket(const Source& source, int64_t begin, int64_t end, KeyR
     found += key >= bracket.lo && key <= bracket.hi;
   }
   return {above, found};
+#endif
 }
 
 // One round: `range` holds the rank-th largest of the `live` keys of source[begin, end); a
@@ -236,15 +237,9 @@ int64_t narrow_by_sample(const Source& source, int64_t begin, int64_t end, int64
 // Packs the keys of keys[0..n) that lie in `range` to the front, in place; returns how many.
 inline int64_t pack_range(int32_t* keys, int64_t n, KeyRange range) {
 #if defined(SAP_KERNELS_KEYS16)
-  // The 16 lanes stored at found <= i overwrite only keys already read.
-  const __m512i lo16 = _mm512_set1_epi32(range.lo), hi16 = _mm512_set1_epi32(range.hi);
-  int64_t packed = 0;
-  for (int64_t at = 0; at < n; at += 16) {
-    const __m512i key = PackedKeys{keys}.sixteen(at, first_lanes(n - at));
-    packed += pack_lanes16(key, inside16(key, lo16, hi16), keys + packed);
-  }
-  return packed;
-#endif
+  // In place: the 16 lanes a step stores at packed <= i overwrite only keys already read.
+  return pack_bracket16(PackedKeys{keys}, 0, n, range, keys).inside;
+#else
   const __m256i lo = _mm256_set1_epi32(range.lo), hi = _mm256_set1_epi32(range.hi);
   int64_t found = 0, i = 0;
   // The 8 lanes stored at found <= i overwrite only keys already read.
@@ -260,6 +255,7 @@ inline int64_t pack_range(int32_t* keys, int64_t n, KeyRange range) {
     found += key >= range.lo && key <= range.hi;
   }
   return found;
+#endif
 }
 
 // The threshold of the rank-th largest of keys[0..n) (1 <= rank <= n), all in `range`;
