@@ -127,8 +127,18 @@ struct OctetSums {
   }
 };
 
+// Software prefetches of the params ahead of a segment's loop: 16 KiB ahead into L2
+// (prefetcht1), far enough to cover the memory latency with two cores streaming, and a quarter
+// of that into L1. Prefetching 4 KiB ahead into L1 alone left one core ~30% below what the
+// memory gives to a plain sum; into L2 alone, short segments waited on L2 instead.
 template <class E>
-constexpr int64_t kPrefetchDistance = 4096 / sizeof(typename E::Bits);
+constexpr int64_t kPrefetchDistance = 16384 / sizeof(typename E::Bits);
+
+template <class E>
+__attribute__((always_inline)) inline void prefetch_ahead(const typename E::Bits* at) {
+  __builtin_prefetch(at + kPrefetchDistance<E>, 0, 2);
+  __builtin_prefetch(at + kPrefetchDistance<E> / 4);
+}
 
 // The magnitudes of the octet at `at`, lanes at or beyond `kept` zeroed (kept may be <= 0).
 template <class E, bool kMasked>
@@ -191,7 +201,7 @@ __attribute__((always_inline)) inline PowerPair sum_powers_by_octets(const Octet
   OctetSums<kP, kQ> sums;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    __builtin_prefetch(params + i + kPrefetchDistance<E>);
+    prefetch_ahead<E>(params + i);
     sums.add(load_magnitudes8<E>(params + i, kMasked ? mask + i : nullptr), 0);
     sums.add(load_magnitudes8<E>(params + i + 8, kMasked ? mask + i + 8 : nullptr), 1);
   }
