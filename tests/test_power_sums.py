@@ -239,6 +239,35 @@ print(torch.get_num_threads(), digest.hexdigest())
 """
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("pq", [(0.5, 1.0), (1.0, 2.0), (1.5, 3.0), (0.5, 2.0)])
+def test_fast_path_sums_do_not_depend_on_where_a_segment_is_cut(
+    backend: str, dtype: torch.dtype, pq: tuple[float, float]
+) -> None:
+    """With the fast-path exponents the CPU sums every term in float64, so a segment's sums
+    move only by float64 rounding when it is cut into pieces elsewhere (here by a tile
+    boundary at another place in it): what keeps the sharded ops (sap_kernels.distributed),
+    whose ranks cut segments anywhere, within 1e-15 of one process's PQI and prune counts.
+    Adding float32 terms in groups before widening them would move them by ~1e-7."""
+    if backend != "cpu":
+        pytest.skip("the GPU backends may keep float32 partial sums")
+    p, q = pq
+    generator = torch.Generator().manual_seed(5)
+    segment = torch.randn(3001, generator=generator).to(dtype)
+    norms = []
+    for cut in (1500, 1499, 1493, 1487, 1469, 3001):  # the tile boundary this far into it
+        prefix = torch.randn(TILE - cut, generator=generator).to(dtype)
+        params = torch.cat([prefix, segment])
+        segments = sk.Segments.from_lengths([prefix.numel(), segment.numel()])
+        sums = sk.segmented_power_sums(params, segments, p, q, backend=backend)
+        norms.append(
+            (log_norm(sums.scale, sums.sum_p, p)[1], log_norm(sums.scale, sums.sum_q, q)[1])
+        )
+    for cut_norms in norms[1:]:
+        for got, first in zip(cut_norms, norms[0]):
+            assert abs(float(got - first)) <= 1e-13, (dtype, pq, float(got - first))
+
+
 @pytest.mark.skipif("cpu" not in BACKENDS_HERE, reason="needs the compiled extension")
 def test_results_do_not_depend_on_thread_count() -> None:
     outputs = {}

@@ -1,7 +1,7 @@
 // Segmented power sums on the CPU: one read of the buffer, tiles over all cores.
 //
-// Each piece of a segment is summed by the octet kernel (octets.h; sixteens.h with AVX-512 for
-// the pairs with square roots) or chunk by chunk (chunked_sums.h). Two modes:
+// Each piece of a segment is summed by the octet kernel (octets.h) or chunk by chunk
+// (chunked_sums.h). Two modes:
 // - unscaled (float32 / float16 / bfloat16, q <= 6, fast-path or small exponents): every
 //   |w|^q of such a float fits a double with room to spare (2^(128 q) * 2^40 < 2^1023 and
 //   (2^-149)^p is normal), so the powers are summed in double as they are; a non-finite sum
@@ -11,10 +11,8 @@
 //   kept in units of 2^e, e the segment's running exponent, rescaled when a chunk brings a
 //   larger one, as online softmax does.
 // Precision per term: ~1e-13 relative for float64 parameters and the exponents 1, 2, 3, 4;
-// on 16/32-bit parameters 0.5 and 1.5 use a float32 square root (octets.h, sixteens.h) and
-// generic exponents float32 log2 / exp2 (powers_f32.h), ~1e-7. Sums are always accumulated in
-// double; with AVX-512, pairs that already have float32 terms add the terms a^0.5 and a^1 of
-// 32 entries in float32 first, 4 to a double lane (sixteens.h: within the same ~1e-7 per term).
+// on 16/32-bit parameters 0.5 and 1.5 use the float32 square root (octets.h) and generic
+// exponents float32 log2 / exp2 (powers_f32.h), ~1e-7. Sums are always accumulated in double.
 // This file is compiled once per instruction set (see isa_dispatch.cpp).
 #include <cmath>
 #include <cstdint>
@@ -30,7 +28,6 @@
 #include "powers.h"
 #include "powers_f32.h"
 #include "pqi_value.h"
-#include "sixteens.h"
 #include "tiles.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
@@ -205,20 +202,9 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
   return nonfinite;
 }
 
-// Sums one whole piece eight entries a step, or sixteen with AVX-512 where the pair takes square
-// roots (unscaled mode, fast-path exponents kP < kQ).
+// Sums one whole piece eight entries a step (unscaled mode, fast-path exponents kP < kQ).
 template <class E, PowerKind kP, PowerKind kQ>
 struct OctetPieces {
-  template <bool kMasked>
-  __attribute__((always_inline)) static PowerPair sum_powers(const OctetSpan<E>& span) {
-#if defined(SAP_KERNELS_SIXTEENS)
-    if constexpr (needs_root<kP>() || needs_root<kQ>()) {
-      return sum_root_powers_by_sixteens<E, kP, kQ, kMasked>(span);
-    }
-#endif
-    return sum_powers_by_octets<E, kP, kQ, kMasked>(span);
-  }
-
   // The sums and count; NaN / inf entries make the sums not finite but are not counted.
   __attribute__((always_inline)) Accumulator sums(const SegmentedBuffer& input,
                                                   const Piece& piece, const Exponents&) const {
@@ -228,7 +214,8 @@ struct OctetPieces {
     Accumulator acc;
     acc.count = mask == nullptr ? n : count_live(mask, n);
     const OctetSpan<E> span{params, mask, n, input.numel - piece.begin};
-    const PowerPair sums = mask == nullptr ? sum_powers<false>(span) : sum_powers<true>(span);
+    const PowerPair sums = mask == nullptr ? sum_powers_by_octets<E, kP, kQ, false>(span)
+                                           : sum_powers_by_octets<E, kP, kQ, true>(span);
     acc.sum_p = sums.p;
     acc.sum_q = sums.q;
     acc.has_scale = sums.p > 0.0;
