@@ -10,9 +10,13 @@ are those of the whole buffer, and no weight crosses the network.
   per-segment histograms all-reduced (O(shared segments x 256) numbers a round); its ties at the
   threshold are ranked by global index (the ties of every piece gathered and scanned in the
   buffer's order). Masks are bit for bit those of the single-process op for the same keep counts.
-- PQI, prune counts and sap_step follow from those two. Sums reduced in another order than one
-  process's give the same PQI to rounding (1e-15), hence the same prune counts except where a
-  count's exact value lies within that rounding of an integer.
+- PQI, prune counts and sap_step follow from those two. With the fast-path exponents (0.5, 1,
+  1.5, 2, 3, 4; every term summed in float64) sums reduced in another order than one process's
+  give the same PQI to rounding (1e-15), hence the same prune counts except where a count's
+  exact value lies within that rounding of an integer. Generic exponents on 16/32-bit params
+  take their terms in float32 arithmetic after scaling each chunk by its running power of two,
+  so a segment cut at other places moves by float32 rounding (PQIs ~3e-9 apart in one test);
+  prune counts then differ only where a count lies that close to an integer.
 
 A rank's part is given as its start in the global buffer (a contiguous shard) or as several
 (start, length) ranges laid end to end in its local tensor (distributed_dtensor.py builds them
