@@ -60,63 +60,110 @@ double sum_power(PowerKind kind, const typename E::Bits* params, const uint8_t* 
   return 0.0;
 }
 
-// The generic exponents of a chunk in float32 arithmetic; x = |w| / scale is in [0, 1].
-// Compute-bound: the loop also prefetches the next chunk, so that its max
-// (add_scaled_chunk) reads from cache instead of waiting on memory.
-// The scale 2^-e comes as two factors, high * low (Scaling::for_exponent): both are within
-// float's range (|e| <= 149), the product of the first stays below 2^75, and entries that end
-// below 2^-126 are dropped anyway (powers_f32.h).
-template <class E>
-void add_generic_chunk_f32(const typename E::Bits* params, const uint8_t* mask, int64_t n,
-                           int64_t readable, float high, float low, const Exponents& ex,
-                           Accumulator& acc) {
-  alignas(64) float log2_magnitudes[kChunk];
-  const int64_t padded = (n + kExp2Lanes - 1) / kExp2Lanes * kExp2Lanes;
-  if constexpr (kExp2Lanes == 8) {
-    // A partial last octet is zero-padded: the log2 of a dropped entry.
-    for_each_octet<E>(params, mask, n, readable, [&](f32x8 magnitudes, int64_t i) {
-      __builtin_prefetch(params + i + kChunk);
-      const f32x8 log2_scaled = log2_x8(magnitudes * high * low);
-      __builtin_memcpy(log2_magnitudes + i, &log2_scaled, sizeof(log2_scaled));
-    });
-  } else {
-    // Wider vectors: the scaled magnitudes first (octets, as the dtype and mask are read),
-    // zero-padded to whole vectors, then their log2 in place a whole vector at a time.
-    for_each_octet<E>(params, mask, n, readable, [&](f32x8 magnitudes, int64_t i) {
-      // Into L2 (prefetcht1): with the faster arithmetic, prefetches into L1 ran out of
-      // fill buffers and stalled this loop.
-      __builtin_prefetch(params + i + kChunk, 0, 2);
-      const f32x8 scaled = magnitudes * high * low;
-      __builtin_memcpy(log2_magnitudes + i, &scaled, sizeof(scaled));
-    });
-    for (int64_t i = (n + 7) / 8 * 8; i < padded; ++i) log2_magnitudes[i] = 0.0f;
-    for (int64_t i = 0; i < padded; i += kExp2Lanes) {
-      const Exp2Vector log2_scaled = log2_lanes(load_lanes(log2_magnitudes + i));
-      __builtin_memcpy(log2_magnitudes + i, &log2_scaled, sizeof(log2_scaled));
-    }
-  }
-  add_generic_powers_f32(log2_magnitudes, padded, static_cast<float>(ex.p),
-                         static_cast<float>(ex.q), ex.kind_p == PowerKind::kGeneric,
-                         ex.kind_q == PowerKind::kGeneric, acc.sum_p, acc.sum_q);
+// The float32 buffer of a chunk's magnitudes: kChunk entries and the zero octet that pads
+// them to whole vectors (store_magnitudes).
+using ChunkBuffer = float[kChunk + 8];
+
+// The largest of eight lanes, folded in halves (a loop over the lanes is a chain of eight
+// dependent steps in every short segment).
+inline uint32_t horizontal_max(u32x8 lanes) {
+  const u32x8 swapped = __builtin_shufflevector(lanes, lanes, 4, 5, 6, 7, 0, 1, 2, 3);
+  u32x8 folded = lanes > swapped ? lanes : swapped;
+  const u32x8 pairs = __builtin_shufflevector(folded, folded, 2, 3, 0, 1, 6, 7, 4, 5);
+  folded = folded > pairs ? folded : pairs;
+  return folded[0] > folded[1] ? folded[0] : folded[1];
 }
 
-// Adds the chunk's power sums to acc.
+// Stores the live magnitudes of params[0..n) (n <= kChunk) as float32, dead entries 0, to
+// `magnitudes`, zero-padded to a whole number of kExp2Lanes vectors; returns the bits of the
+// largest (NaN / inf give bits >= Float32Element::kInfBits). One read of the entries gives
+// both the max (the scale) and what the powers are taken of, which then come from L1.
+template <class E>
+uint32_t store_magnitudes(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                          int64_t readable, float* magnitudes) {
+  u32x8 largest = {};
+  for_each_octet<E>(params, mask, n, readable, [&](f32x8 octet, int64_t i) {
+    const u32x8 bits = (u32x8)(octet);
+    largest = bits > largest ? bits : largest;
+    __builtin_memcpy(magnitudes + i, &octet, sizeof(octet));
+  });
+  const f32x8 zeros = {};
+  __builtin_memcpy(magnitudes + (n + 7) / 8 * 8, &zeros, sizeof(zeros));
+  return horizontal_max(largest);
+}
+
+inline int64_t padded_to_exp2_lanes(int64_t n) {
+  return (n + kExp2Lanes - 1) / kExp2Lanes * kExp2Lanes;
+}
+
+// A vector of values that store_magnitudes wrote an octet at a time: loaded as octets, since
+// a wider load of two narrower stores cannot take their data from the store buffer and waits
+// until they reach the cache (a stall of one short segment to the next).
+inline Exp2Vector load_stored_octets(const float* values) {
+#if defined(__AVX512F__)
+  f32x8 low, high;
+  __builtin_memcpy(&low, values, sizeof(low));
+  __builtin_memcpy(&high, values + 8, sizeof(high));
+  return __builtin_shufflevector(low, high, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+  return load_lanes(values);
+#endif
+}
+
+// log2(x * high * low) in place for values[0..padded), padded a multiple of kExp2Lanes;
+// x * high * low is in [0, 1]. The scale 2^-e comes as two factors, high * low
+// (Scaling::for_exponent): both are within float's range (|e| <= 149), the product of the
+// first stays below 2^75, and entries that end below 2^-126 are dropped anyway (powers_f32.h).
+// Compute-bound: the loop also prefetches the params of the next chunk, `next`, so that its
+// read (store_magnitudes) comes from cache instead of waiting on memory.
+template <class E>
+void scaled_log2_in_place(float* values, int64_t padded, float high, float low,
+                          const typename E::Bits* next) {
+  for (int64_t i = 0; i < padded; i += kExp2Lanes) {
+    if constexpr (kExp2Lanes == 8) {
+      __builtin_prefetch(next + i);
+    } else {
+      // Into L2 (prefetcht1): with the faster arithmetic, prefetches into L1 ran out of
+      // fill buffers and stalled this loop.
+      __builtin_prefetch(next + i, 0, 2);
+    }
+    const Exp2Vector log2_scaled = log2_lanes(load_stored_octets(values + i) * high * low);
+    __builtin_memcpy(values + i, &log2_scaled, sizeof(log2_scaled));
+  }
+}
+
+// Adds the generic exponents' power sums of a chunk whose magnitudes store_magnitudes put in
+// `magnitudes`, scaled by high * low, in float32 arithmetic (powers_f32.h).
+template <class E>
+void add_generic_chunk_f32(float* magnitudes, int64_t n, const typename E::Bits* next,
+                           float high, float low, const Exponents& ex, Accumulator& acc) {
+  const int64_t padded = padded_to_exp2_lanes(n);
+  scaled_log2_in_place<E>(magnitudes, padded, high, low, next);
+  add_generic_powers_f32(magnitudes, padded, static_cast<float>(ex.p), static_cast<float>(ex.q),
+                         ex.kind_p == PowerKind::kGeneric, ex.kind_q == PowerKind::kGeneric,
+                         acc.sum_p, acc.sum_q);
+}
+
+// Adds the fast-path exponents' power sums of a chunk to acc.
+template <class E, bool kScaled>
+void add_fast_path_powers(const typename E::Bits* params, const uint8_t* mask, int64_t n,
+                          const Scaling& scaling, const Exponents& ex, Accumulator& acc) {
+  if (ex.kind_p != PowerKind::kGeneric) {
+    acc.sum_p += sum_power<E, kScaled>(ex.kind_p, params, mask, n, scaling);
+  }
+  if (ex.kind_q != PowerKind::kGeneric) {
+    acc.sum_q += sum_power<E, kScaled>(ex.kind_q, params, mask, n, scaling);
+  }
+}
+
+// Adds the chunk's power sums to acc, generic exponents in double arithmetic.
 template <class E, bool kScaled>
 void add_chunk_powers(const typename E::Bits* params, const uint8_t* mask, int64_t n,
-                      int64_t readable, const Scaling& scaling, const Exponents& ex,
-                      Accumulator& acc) {
+                      const Scaling& scaling, const Exponents& ex, Accumulator& acc) {
+  add_fast_path_powers<E, kScaled>(params, mask, n, scaling, ex, acc);
   const bool generic_p = ex.kind_p == PowerKind::kGeneric;
   const bool generic_q = ex.kind_q == PowerKind::kGeneric;
-  if (!generic_p) acc.sum_p += sum_power<E, kScaled>(ex.kind_p, params, mask, n, scaling);
-  if (!generic_q) acc.sum_q += sum_power<E, kScaled>(ex.kind_q, params, mask, n, scaling);
   if (!generic_p && !generic_q) return;
-  if constexpr (!std::is_same_v<E, Float64Element>) {  // float64 never takes this path
-    if (ex.generic_in_float32) {
-      add_generic_chunk_f32<E>(params, mask, n, readable, static_cast<float>(scaling.high),
-                               static_cast<float>(scaling.low), ex, acc);
-      return;
-    }
-  }
   alignas(64) double magnitudes[kChunk];
   const int64_t padded = (n + 15) / 16 * 16;
   for (int64_t i = 0; i < n; ++i) {
@@ -146,18 +193,21 @@ uint64_t max_magnitude_bits(const typename E::Bits* params, const uint8_t* mask,
       const u32x8 bits = (u32x8)(magnitudes);
       largest = bits > largest ? bits : largest;
     });
-    uint32_t result = 0;
-    for (int lane = 0; lane < 8; ++lane) result = largest[lane] > result ? largest[lane] : result;
-    return result;
+    return horizontal_max(largest);
   }
 }
 
+// A chunk's power sums in units of 2^e, e the exponent of the largest |w| seen so far in the
+// segment (acc.exponent, raised by this chunk's max where larger).
 template <class E>
 void add_scaled_chunk(const typename E::Bits* params, const uint8_t* mask, int64_t n,
                       int64_t readable, const Exponents& ex, Accumulator& acc) {
   using M = MaxElement<E>;
-  const auto max_bits =
-      static_cast<typename M::Bits>(max_magnitude_bits<E>(params, mask, n, readable));
+  alignas(64) ChunkBuffer magnitudes;
+  const bool generic_f32 = !std::is_same_v<E, Float64Element> && ex.generic_in_float32;
+  const auto max_bits = static_cast<typename M::Bits>(
+      generic_f32 ? store_magnitudes<E>(params, mask, n, readable, magnitudes)
+                  : max_magnitude_bits<E>(params, mask, n, readable));
   if (max_bits >= M::kInfBits) {
     acc.nonfinite += count_nonfinite<E>(params, mask, n);
     return;
@@ -166,8 +216,11 @@ void add_scaled_chunk(const typename E::Bits* params, const uint8_t* mask, int64
   const int chunk_exponent = binary_exponent(M::to_double(max_bits));  // max = f 2^e
   // 2^1024 overflows: for the largest doubles take 2^1023, so entries scale to below 2.
   acc.rescale_to(std::min(chunk_exponent, 1023), ex);
-  add_chunk_powers<E, true>(params, mask, n, readable, Scaling::for_exponent(acc.exponent), ex,
-                            acc);
+  const Scaling scaling = Scaling::for_exponent(acc.exponent);
+  if (!generic_f32) return add_chunk_powers<E, true>(params, mask, n, scaling, ex, acc);
+  add_fast_path_powers<E, true>(params, mask, n, scaling, ex, acc);
+  add_generic_chunk_f32<E>(magnitudes, n, params + kChunk, static_cast<float>(scaling.high),
+                           static_cast<float>(scaling.low), ex, acc);
 }
 
 // 2^k as a float, for -126 <= k <= 127.
@@ -184,7 +237,8 @@ Accumulator sum_short_generic_f32(const typename E::Bits* params, const uint8_t*
                                   int64_t readable, const Exponents& ex) {
   Accumulator acc;
   acc.count = count_live(mask, n);
-  const auto max_bits = static_cast<uint32_t>(max_magnitude_bits<E>(params, mask, n, readable));
+  alignas(64) ChunkBuffer magnitudes;
+  const uint32_t max_bits = store_magnitudes<E>(params, mask, n, readable, magnitudes);
   if (max_bits >= Float32Element::kInfBits) {
     acc.nonfinite = count_nonfinite<E>(params, mask, n);
     return acc;
@@ -196,7 +250,7 @@ Accumulator sum_short_generic_f32(const typename E::Bits* params, const uint8_t*
   acc.exponent = e;
   acc.has_scale = true;
   const int half = -e / 2;  // as Scaling::for_exponent splits 2^-e
-  add_generic_chunk_f32<E>(params, mask, n, readable, float_power_of_two(half),
+  add_generic_chunk_f32<E>(magnitudes, n, params + kChunk, float_power_of_two(half),
                            float_power_of_two(-e - half), ex, acc);
   return acc;
 }
@@ -216,7 +270,7 @@ struct ChunkedPieces {
       if (ex.scaled) {
         add_scaled_chunk<E>(params + begin, mask, n, readable, ex, acc);
       } else {
-        add_chunk_powers<E, false>(params + begin, mask, n, readable, Scaling{}, ex, acc);
+        add_chunk_powers<E, false>(params + begin, mask, n, Scaling{}, ex, acc);
       }
     }
     if (ex.scaled) return acc;
@@ -228,12 +282,12 @@ struct ChunkedPieces {
   // piece for this); short ones with both exponents generic in float32 take the direct path.
   Accumulator sums(const SegmentedBuffer& input, const Piece& piece, const Exponents& ex) const {
     if constexpr (!std::is_same_v<E, Float64Element>) {
-      const int64_t n = piece.end - piece.begin;
       if (ex.generic_in_float32 && ex.kind_p == PowerKind::kGeneric &&
-          ex.kind_q == PowerKind::kGeneric && n <= kChunk) {
+          ex.kind_q == PowerKind::kGeneric && piece.end - piece.begin <= kChunk) {
         const auto* params = static_cast<const typename E::Bits*>(input.params) + piece.begin;
         const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + piece.begin;
-        return sum_short_generic_f32<E>(params, mask, n, input.numel - piece.begin, ex);
+        return sum_short_generic_f32<E>(params, mask, piece.end - piece.begin,
+                                        input.numel - piece.begin, ex);
       }
     }
     return (*this)(input, piece, ex);

@@ -78,13 +78,15 @@ inline void widen(f32x8 values, f64x4& low, f64x4& high) {
 }
 
 #if defined(__AVX512F__)
-// Here __builtin_convertvector becomes one vcvtps2pd per half (and the intrinsics warn, in
-// GCC 12, of an uninitialised value inside their own header).
+// Two vcvtps2pd of eight lanes each: __builtin_convertvector of eight floats becomes four-lane
+// conversions and inserts, and the unmasked intrinsic warns (GCC 12) of an uninitialised value
+// inside its own header, hence the masked form with every lane kept.
 inline void widen(f32x16 values, f64x8& low, f64x8& high) {
-  f32x8 halves[2];
-  __builtin_memcpy(halves, &values, sizeof(halves));
-  low = __builtin_convertvector(halves[0], f64x8);
-  high = __builtin_convertvector(halves[1], f64x8);
+  const f32x8 halves[2] = {
+      __builtin_shufflevector(values, values, 0, 1, 2, 3, 4, 5, 6, 7),
+      __builtin_shufflevector(values, values, 8, 9, 10, 11, 12, 13, 14, 15)};
+  low = (f64x8)(_mm512_maskz_cvtps_pd(0xff, (__m256)(halves[0])));
+  high = (f64x8)(_mm512_maskz_cvtps_pd(0xff, (__m256)(halves[1])));
 }
 #endif
 
