@@ -172,12 +172,18 @@ struct BracketCount {
 template <class Source>
 BracketCount pack_bracket16(const Source& source, int64_t begin, int64_t end, KeyRange bracket,
                             int32_t* inside) {
-  const __m512i lo = _mm512_set1_epi32(bracket.lo), hi = _mm512_set1_epi32(bracket.hi);
+  // lo <= key <= hi as key - lo <= hi - lo in unsigned arithmetic (inside16); an empty bracket
+  // as the one key INT32_MIN, which no key is.
+  const bool empty = bracket.lo > bracket.hi;
+  const __m512i lo = _mm512_set1_epi32(empty ? INT32_MIN : bracket.lo);
+  const __m512i hi = _mm512_set1_epi32(bracket.hi);
+  const __m512i width = _mm512_set1_epi32(
+      empty ? 0 : static_cast<int32_t>(static_cast<uint32_t>(bracket.hi) - static_cast<uint32_t>(bracket.lo)));
   int64_t above = 0, found = 0;
   for (int64_t i = begin; i < end; i += 16) {
     const __m512i key = source.sixteen(i, first_lanes(end - i));
     above += __builtin_popcount(_mm512_cmpgt_epi32_mask(key, hi));
-    found += pack_lanes16(key, inside16(key, lo, hi), inside + found);
+    found += pack_lanes16(key, inside16(key, lo, width), inside + found);
   }
   return {above, found};
 }
