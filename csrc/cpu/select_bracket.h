@@ -25,6 +25,7 @@
 
 #include "bracket_block.h"
 #include "element.h"
+#include "octets.h"
 #include "radix_select.h"
 #include "segment_keys.h"
 
@@ -139,6 +140,13 @@ bool read_bracket_entries(BracketRead<typename E::Bits>& read, int64_t from, int
 }
 
 #if defined(__AVX2__)
+// prefetch_ahead (octets.h) for the two cache lines of a step's 32 float32 entries: without
+// it, this read ran ~1.5x the time of a plain sum of the buffer, as the power sums did.
+__attribute__((always_inline)) inline void prefetch_block_ahead(const uint32_t* at) {
+  prefetch_ahead<Float32Element>(at);
+  prefetch_ahead<Float32Element>(at + 16);
+}
+
 // Float32 entries [from, to), 32 a step.
 template <bool kMasked>
 int64_t read_bracket_vectors(BracketRead<uint32_t>& read, int64_t from, int64_t to,
@@ -146,6 +154,7 @@ int64_t read_bracket_vectors(BracketRead<uint32_t>& read, int64_t from, int64_t 
   BracketBlock vector_block(read.lo, read.hi);
   int64_t block = from;
   for (; block + BracketBlock::kSize <= to; block += BracketBlock::kSize) {
+    prefetch_block_ahead(read.params + block);
     uint32_t inside = vector_block.step<kMasked>(read.params + block,
                                                  kMasked ? read.mask + block : nullptr, out + block);
     for (; inside != 0; inside &= inside - 1) {
