@@ -189,8 +189,9 @@ __attribute__((always_inline)) inline void for_each_octet(const typename E::Bits
 
 // Σ a^p and Σ a^q over the live entries of params[0..n), a = |w|, for fast-path kinds;
 // kMasked says whether span.mask is used (it is then non-null).
-// Whole steps of 16 entries run unmasked; the last 0..15 entries take one lane-masked step, so
-// a segment costs one loop and one hard-to-predict branch (its exit). That step loads 16
+// Whole steps of 16 entries run unmasked; the last 1..16 entries take one lane-masked step
+// (0 only for an empty span), so a segment costs one loop and one hard-to-predict branch (its
+// exit), and no step of zeros (whose square roots cost as much as any others). That step loads 16
 // entries (and mask bytes) where `readable` says the buffer holds them; otherwise, at the very
 // end of the buffer, it reads a zero-padded copy.
 // Inlined into the tile loop, and the sums returned in registers: through memory, the caller's
@@ -200,12 +201,13 @@ __attribute__((always_inline)) inline PowerPair sum_powers_by_octets(const Octet
   const auto [params, mask, n, readable] = span;
   OctetSums<kP, kQ> sums;
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
+  for (; i + 16 < n; i += 16) {
     prefetch_ahead<E>(params + i);
     sums.add(load_magnitudes8<E>(params + i, kMasked ? mask + i : nullptr), 0);
     sums.add(load_magnitudes8<E>(params + i + 8, kMasked ? mask + i + 8 : nullptr), 1);
   }
   const int64_t rest = n - i;
+  prefetch_ahead<E>(params + i);  // also for the last step: the one line of a short segment
   if (i + 16 <= readable) {
     sums.add(octet_lanes<E, kMasked>(params + i, kMasked ? mask + i : nullptr, rest), 0);
     sums.add(octet_lanes<E, kMasked>(params + i + 8, kMasked ? mask + i + 8 : nullptr, rest - 8),
