@@ -8,7 +8,8 @@
 // is smallest. Entries below 2^-126 of the segment's largest are dropped: with p >= 0.5 each
 // such term is below 2^-63 of the largest term (the caller keeps smaller p on the double path).
 //
-// A chunk takes two loops over an L1 buffer: log2 x of every entry, then 2^(p log2 x) and
+// A chunk's magnitudes are read once into an L1 buffer (with their max, the scale:
+// chunked_sums.h); then two loops over it: log2 x of every entry, then 2^(p log2 x) and
 // 2^(q log2 x). Fused into one loop, each entry's chain of ~100 cycles of latency fills the
 // out-of-order window, and that loop ran ~1.4x slower than the two.
 #pragma once
