@@ -67,7 +67,7 @@ def _pqi_op(
     inputs = check_power_sums_inputs(op, params, offsets, p, q, mask, nan_policy, backend)
     if inputs.backend == "cpu":
         # Without the counts: one store fewer a segment (8 bytes of the ~360 a ragged one reads)
-        return _pqi_cpu(op, inputs, want_count=False)[0]
+        return _pqi_cpu(op, inputs, count=None)
     return pqi_and_count(op, inputs)[0]
 
 
@@ -80,7 +80,8 @@ def pqi_and_count(op: str, inputs: ValidInputs) -> tuple[torch.Tensor, torch.Ten
     """(PQI float64 [S], live count int64 [S]) of validated inputs, in one pass where the
     backend has one."""
     if inputs.backend == "cpu":
-        return _pqi_cpu(op, inputs)
+        count = torch.empty(inputs.offsets.numel() - 1, dtype=torch.int64)
+        return _pqi_cpu(op, inputs, count), count
     if inputs.backend in ("cuda", "triton"):
         pqi, count, nonfinite = _pqi_gpu(op, inputs)
         if nonfinite and inputs.nan_policy == "raise":
@@ -102,14 +103,11 @@ def _pqi_gpu(op: str, inputs: ValidInputs) -> tuple[torch.Tensor, torch.Tensor, 
     return triton_power_sums.segmented_pqi(inputs)
 
 
-def _pqi_cpu(
-    op: str, inputs: ValidInputs, want_count: bool = True
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    num_segments = inputs.offsets.numel() - 1
-    pqi = torch.empty(num_segments, dtype=torch.float64)
-    count = torch.empty(num_segments, dtype=torch.int64) if want_count else None
+def _pqi_cpu(op: str, inputs: ValidInputs, count: torch.Tensor | None) -> torch.Tensor:
+    """The PQI by the C++ kernel; the live counts go into `count` (int64 [S]) unless None."""
+    pqi = torch.empty(inputs.offsets.numel() - 1, dtype=torch.float64)
     count_address = count.data_ptr() if count is not None else 0
     nonfinite = native(op).pqi(*native_arguments(inputs), pqi.data_ptr(), count_address)
     if nonfinite and inputs.nan_policy == "raise":
         _power_sums(op, inputs)  # raises, naming the segments that hold them
-    return pqi, count
+    return pqi
