@@ -2,8 +2,9 @@
 interpreter on CPU tensors (TRITON_INTERPRET=1, set by conftest.py without a GPU), or on the GPU.
 
 The kernels' sizes are shrunk (sap_kernels.triton.config), so that a few hundred entries cover
-many tiles, segments that cross tiles, several levels of the combine and all three kinds of
-selection: in one tile, by one program, and by every tile of a long segment.
+many tiles, segments that cross tiles, several levels of the combine and every kind of
+selection: in one tile, by one program (from its registers up to BLOCK_ON_CHIP entries, in
+chunks beyond), and by every tile of a long segment.
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ pytest.importorskip("triton")
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 BACKEND = "triton"
 LARGE_Q_PAIRS = ((1.0, 6.5), (2.0, 7.0), (1.0, 8.0), (0.5, 9.0))
-SMALL = {"TILE": 32, "COMBINE_CHUNK": 4, "SEGMENT_BLOCK": 8, "BLOCK_SELECT_MAX": 64}
+SMALL = {
+    "TILE": 32,
+    "COMBINE_CHUNK": 4,
+    "SEGMENT_BLOCK": 8,
+    "BLOCK_SELECT_MAX": 64,
+    "BLOCK_ON_CHIP": 16,
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,8 +53,9 @@ def small_kernels():
 
 
 def small_lengths() -> st.SearchStrategy[list[int]]:
-    """Lengths around the shrunk sizes: 0 to 3 often, below and past a tile (32), now and then
-    one past BLOCK_SELECT_MAX (64), so selected by every tile it covers."""
+    """Lengths around the shrunk sizes: 0 to 3 often, below and past a tile (32), on either side
+    of BLOCK_ON_CHIP (16), now and then one past BLOCK_SELECT_MAX (64), so selected by every tile
+    it covers."""
     length = st.one_of(st.sampled_from((0, 1, 2, 3, 31, 32, 33)), st.integers(0, 70))
     long = st.lists(st.integers(65, 200), max_size=1)
     return st.tuples(st.lists(length, max_size=10), long, st.lists(length, max_size=4)).map(

@@ -2,7 +2,8 @@
 // - up to block_max entries: by one block, the one of the tile it starts in: radix rounds of
 //   8 bits over the bits of |w| (a shared histogram of the digit among the entries that match
 //   the prefix found so far), then one pass that keeps the entries above the threshold and the
-//   first ties in index order;
+//   first ties in index order; a segment whose keys fit kOnChipBytes is read once, into shared
+//   memory, and its rounds and mask read them there;
 // - longer: by every tile it covers, each adding its histogram into the segment's slot in
 //   memory (integer atomics: the counts do not depend on their order), one thread per slot
 //   choosing the digit; then the ties of each tile are counted and scanned in tile order.
@@ -78,14 +79,51 @@ __device__ __forceinline__ bool kept_entry(bool live, uint64_t key, uint64_t thr
   return keep_all || key > threshold || (key == threshold && tie_rank < quota);
 }
 
+// The live keys of a segment where they lie: in the params (and mask) ...
+template <class Traits>
+struct ParamsKeys {
+  const typename Traits::Bits* data;
+  const uint8_t* mask;
+  __device__ bool at(int64_t index, uint64_t& key) const {
+    if (mask != nullptr && mask[index] == 0) return false;
+    key = Traits::key(data[index]);
+    return true;
+  }
+};
+
+// ... or copied on chip, a dead entry as all ones (no key has the sign bit).
+template <class Bits>
+__device__ __forceinline__ Bits dead_key() {
+  return static_cast<Bits>(~Bits{0});
+}
+
+template <class Traits>
+struct SharedKeys {
+  using Bits = typename Traits::Bits;
+  const Bits* keys;
+  int64_t start;
+  __device__ bool at(int64_t index, uint64_t& key) const {
+    const Bits bits = keys[index - start];
+    key = bits;
+    return bits != dead_key<Bits>();
+  }
+};
+
+// A segment crossing tiles with at most this many bytes of keys is read once, into shared
+// memory, for its radix rounds and its mask (8192 float32 entries).
+constexpr int kOnChipBytes = 32 * 1024;
+template <class Traits>
+__host__ __device__ constexpr int64_t on_chip_entries() {
+  return kOnChipBytes / sizeof(typename Traits::Bits);
+}
+
 // Keeps entries [start, end) of one segment in index order (all threads of the block): ties get
 // ranks from ties_before on; returns the ties seen.
-template <class Traits>
-__device__ int64_t write_in_order(const SelectArgs& a, int64_t start, int64_t end,
-                                  uint64_t threshold, int64_t ties_before, int64_t quota,
-                                  bool keep_all, bool keep_none,
+template <class Source>
+__device__ int64_t write_in_order(const SelectArgs& a, const Source& source, int64_t start,
+                                  int64_t end, uint64_t threshold, int64_t ties_before,
+                                  int64_t quota, bool keep_all, bool keep_none,
                                   typename cub::BlockScan<int64_t, kThreads>::TempStorage& scan) {
-  const auto* data = static_cast<const typename Traits::Bits*>(a.params);
   for (int64_t chunk = start; chunk < end; chunk += kTile) {
     const int64_t base = chunk + static_cast<int64_t>(threadIdx.x) * kItems;
     bool live[kItems];
@@ -93,9 +131,8 @@ __device__ int64_t write_in_order(const SelectArgs& a, int64_t start, int64_t en
     int64_t ties = 0;
 #pragma unroll
     for (int i = 0; i < kItems; ++i) {
-      const int64_t index = base + i;
-      live[i] = index < end && (a.mask == nullptr || a.mask[index] != 0);
-      key[i] = live[i] ? Traits::key(data[index]) : 0;
+      key[i] = 0;
+      live[i] = base + i < end && source.at(base + i, key[i]);
       ties += live[i] && key[i] == threshold ? 1 : 0;
     }
     int64_t rank = 0, chunk_ties = 0;
@@ -115,14 +152,60 @@ __device__ int64_t write_in_order(const SelectArgs& a, int64_t start, int64_t en
   return ties_before;
 }
 
+struct BlockSelection {
+  uint32_t histogram[kBins];
+  uint64_t prefix;
+  int64_t remaining;
+  int64_t total;
+  typename cub::BlockScan<int64_t, kThreads>::TempStorage scan;
+};
+
+// Selects the segment [seg_start, seg_end) keeping k (all threads of the block): radix rounds
+// over the keys of source, then the mask.
+template <class Traits, class Source>
+__device__ void select_in_block(const SelectArgs& a, const Source& source, int64_t seg_start,
+                                int64_t seg_end, int64_t k, BlockSelection& shared) {
+  if (threadIdx.x == 0) {
+    shared.prefix = 0;
+    shared.remaining = k;
+  }
+  for (int r = 0; r < radix_rounds(Traits::kKeyBits); ++r) {
+    const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
+    for (int b = threadIdx.x; b < kBins; b += kThreads) shared.histogram[b] = 0;
+    __syncthreads();
+    const uint64_t decided = shared.prefix;
+    for (int64_t index = seg_start + threadIdx.x; index < seg_end; index += kThreads) {
+      uint64_t key = 0;
+      if (source.at(index, key) && matches(key, decided, shift, width)) {
+        atomicAdd(&shared.histogram[(key >> shift) & ((1u << width) - 1)], 1u);
+      }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      if (r == 0) {
+        int64_t sum = 0;
+        for (int b = 0; b < kBins; ++b) sum += shared.histogram[b];
+        shared.total = sum;
+      }
+      int64_t left = shared.remaining;
+      shared.prefix = decided | (choose_digit(shared.histogram, left) << shift);
+      shared.remaining = left;
+    }
+    __syncthreads();
+  }
+  write_in_order(a, source, seg_start, seg_end, shared.prefix, 0, shared.remaining,
+                 k >= shared.total, k == 0, shared.scan);
+}
+
 // The segment that starts in tile t and crosses its end: selected here by the block when it has
-// at most block_max entries, else its slot of the grid-wide selection is set up.
+// at most block_max entries (its keys copied on chip first when they fit), else its slot of the
+// grid-wide selection is set up.
 template <class Traits>
 __global__ __launch_bounds__(kThreads) void block_select_kernel(SelectArgs a) {
-  __shared__ uint32_t histogram[kBins];
-  __shared__ uint64_t prefix;
-  __shared__ int64_t remaining, total;
-  __shared__ typename cub::BlockScan<int64_t, kThreads>::TempStorage scan;
+  using Bits = typename Traits::Bits;
+  constexpr int64_t kOnChip = on_chip_entries<Traits>();
+  __shared__ BlockSelection shared;
+  __shared__ Bits on_chip[kOnChip];
   const int64_t t = blockIdx.x;
   const int64_t tile_start = t * kTile;
   const int64_t s = a.tile_last[t];
@@ -138,37 +221,18 @@ __global__ __launch_bounds__(kThreads) void block_select_kernel(SelectArgs a) {
     }
     return;
   }
-  const auto* data = static_cast<const typename Traits::Bits*>(a.params);
-  if (threadIdx.x == 0) {
-    prefix = 0;
-    remaining = k;
+  const ParamsKeys<Traits> params{static_cast<const Bits*>(a.params), a.mask};
+  if (seg_end - seg_start > kOnChip) {
+    return select_in_block<Traits>(a, params, seg_start, seg_end, k, shared);
   }
-  for (int r = 0; r < radix_rounds(Traits::kKeyBits); ++r) {
-    const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
-    for (int b = threadIdx.x; b < kBins; b += kThreads) histogram[b] = 0;
-    __syncthreads();
-    const uint64_t decided = prefix;
-    for (int64_t index = seg_start + threadIdx.x; index < seg_end; index += kThreads) {
-      if (a.mask != nullptr && a.mask[index] == 0) continue;
-      const uint64_t key = Traits::key(data[index]);
-      if (matches(key, decided, shift, width)) {
-        atomicAdd(&histogram[(key >> shift) & ((1u << width) - 1)], 1u);
-      }
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      if (r == 0) {
-        int64_t sum = 0;
-        for (int b = 0; b < kBins; ++b) sum += histogram[b];
-        total = sum;
-      }
-      int64_t left = remaining;
-      prefix = decided | (choose_digit(histogram, left) << shift);
-      remaining = left;
-    }
-    __syncthreads();
+  for (int64_t index = seg_start + threadIdx.x; index < seg_end; index += kThreads) {
+    uint64_t key = 0;
+    const bool live = params.at(index, key);
+    on_chip[index - seg_start] = live ? static_cast<Bits>(key) : dead_key<Bits>();
   }
-  write_in_order<Traits>(a, seg_start, seg_end, prefix, 0, remaining, k >= total, k == 0, scan);
+  __syncthreads();
+  select_in_block<Traits>(a, SharedKeys<Traits>{on_chip, seg_start}, seg_start, seg_end, k,
+                          shared);
 }
 
 // The piece `which` of tile t (0: its first segment's entries, 1: its last's, if another one)
@@ -252,8 +316,9 @@ __global__ __launch_bounds__(kThreads) void grid_write_kernel(SelectArgs a) {
     const int64_t before = a.ties_before[2 * blockIdx.x + which] -
                            a.ties_before[a.slot_first_piece[slot]];
     const int64_t k = a.keep(a.slot_segment[slot]);
-    write_in_order<Traits>(a, start, end, a.slot_prefix[slot], before, a.slot_remaining[slot],
-                           k >= a.slot_total[slot], k == 0, scan);
+    const ParamsKeys<Traits> params{static_cast<const typename Traits::Bits*>(a.params), a.mask};
+    write_in_order(a, params, start, end, a.slot_prefix[slot], before, a.slot_remaining[slot],
+                   k >= a.slot_total[slot], k == 0, scan);
   }
 }
 

@@ -4,7 +4,9 @@
 - A segment that crosses tiles and has at most config.BLOCK_SELECT_MAX entries is selected by
   one program, the one of the tile it starts in: radix rounds of 8 bits over the bits of |w|
   (each a histogram of the digit among the entries that match the prefix found so far), then one
-  pass that keeps the entries above the threshold and the first ties, in index order.
+  pass that keeps the entries above the threshold and the first ties, in index order. One of at
+  most config.BLOCK_ON_CHIP entries is read once, into the program's registers, and its rounds
+  and mask run there; a longer one is read again in chunks by every round.
 - A longer segment is selected by every tile it covers: the same rounds, each tile adding its
   histogram into the segment's (integer atomics: the sums do not depend on their order), a small
   kernel choosing the digit; then the ties of each tile are counted and scanned (in tile order)
@@ -51,10 +53,10 @@ def _select_block_kernel(
     buffer, mask, offsets, tile_last, keep, out, numel,
     slot_segment, slot_remaining, slot_start_piece, tile_first,
     HAS_MASK: tl.constexpr, KEY_BITS: tl.constexpr, TILE: tl.constexpr,
-    BLOCK_MAX: tl.constexpr, ROUNDS: tl.constexpr,
+    BLOCK_MAX: tl.constexpr, ON_CHIP: tl.constexpr, ROUNDS: tl.constexpr,
 ):  # fmt: skip
     """The segment that starts in tile t and crosses its end: selected here if it is short
-    enough, else its slot of the grid-wide selection is set up."""
+    enough (on chip if shorter still), else its slot of the grid-wide selection is set up."""
     t = tl.program_id(0).to(tl.int64)
     tile_start = t * TILE
     s = tl.load(tile_last + t)
@@ -68,40 +70,86 @@ def _select_block_kernel(
             tl.store(slot_remaining + slot, k)
             first = tl.load(tile_first + t)
             tl.store(slot_start_piece + slot, 2 * t + tl.where(s == first, 0, 1))
+        elif seg_end - seg_start <= ON_CHIP:
+            _select_on_chip(
+                buffer, mask, out, seg_start, seg_end, k, HAS_MASK, KEY_BITS, ON_CHIP, ROUNDS
+            )  # fmt: skip
         else:
-            prefix = tl.zeros([], tl.int64)
-            remaining = k
-            total = tl.zeros([], tl.int64)
-            for r in tl.static_range(ROUNDS):
-                # round r decides the key bits [shift, shift + width), 8 a round from the top
-                shift = max(KEY_BITS - 8 * r - 8, 0)
-                width = KEY_BITS - 8 * r - shift
-                histogram = tl.zeros([BINS], tl.int32)
-                for chunk in range(seg_start, seg_end, CHUNK):
-                    offs = chunk + tl.arange(0, CHUNK)
-                    x, live = live_values(buffer, mask, offs, offs < seg_end, HAS_MASK)
-                    key = selection_key(x, KEY_BITS)
-                    match = live & ((key >> (shift + width)) == (prefix >> (shift + width)))
-                    digits = ((key >> shift) & ((1 << width) - 1)).to(tl.int32)
-                    histogram += tl.histogram(digits, BINS, mask=match)
-                if r == 0:
-                    total = tl.sum(histogram, 0).to(tl.int64)
-                digit, above = _choose_digit(histogram, remaining)
-                prefix = prefix | (digit << shift)
-                remaining = remaining - above
-            keep_all = k >= total
-            keep_none = k == 0
-            ties_before = tl.zeros([], tl.int64)
-            for chunk in range(seg_start, seg_end, CHUNK):
-                offs = chunk + tl.arange(0, CHUNK)
-                inside = offs < seg_end
-                x, live = live_values(buffer, mask, offs, inside, HAS_MASK)
-                key = selection_key(x, KEY_BITS)
-                tie = (live & (key == prefix)).to(tl.int64)
-                rank = ties_before + tl.cumsum(tie, 0) - tie
-                kept = _keep(live, key, prefix, rank, remaining, keep_all, keep_none)
-                tl.store(out + offs, kept, mask=inside)
-                ties_before += tl.sum(tie, 0)
+            _select_by_chunks(
+                buffer, mask, out, seg_start, seg_end, k, HAS_MASK, KEY_BITS, ROUNDS
+            )  # fmt: skip
+
+
+@triton.jit
+def _round_digits(key, live, prefix, r: tl.constexpr, KEY_BITS: tl.constexpr):
+    """Round r decides the key bits [shift, shift + width), 8 a round from the top: the digit of
+    each key there, and which live keys match the prefix decided so far."""
+    shift: tl.constexpr = max(KEY_BITS - 8 * r - 8, 0)
+    width: tl.constexpr = KEY_BITS - 8 * r - shift
+    match = live & ((key >> (shift + width)) == (prefix >> (shift + width)))
+    return ((key >> shift) & ((1 << width) - 1)).to(tl.int32), match
+
+
+@triton.jit
+def _select_on_chip(
+    buffer, mask, out, seg_start, seg_end, k, HAS_MASK: tl.constexpr, KEY_BITS: tl.constexpr,
+    BLOCK: tl.constexpr, ROUNDS: tl.constexpr,
+):  # fmt: skip
+    """Selects a segment of at most BLOCK entries from one read: its keys stay in registers for
+    the radix rounds and the mask."""
+    offs = seg_start + tl.arange(0, BLOCK)
+    inside = offs < seg_end
+    x, live = live_values(buffer, mask, offs, inside, HAS_MASK)
+    key = selection_key(x, KEY_BITS)
+    total = tl.sum(live.to(tl.int64), 0)
+    prefix = tl.zeros([], tl.int64)
+    remaining = k
+    for r in tl.static_range(ROUNDS):
+        digits, match = _round_digits(key, live, prefix, r, KEY_BITS)
+        digit, above = _choose_digit(tl.histogram(digits, BINS, mask=match), remaining)
+        prefix = prefix | (digit << max(KEY_BITS - 8 * r - 8, 0))
+        remaining = remaining - above
+    tie = (live & (key == prefix)).to(tl.int64)
+    rank = tl.cumsum(tie, 0) - tie
+    kept = _keep(live, key, prefix, rank, remaining, k >= total, k == 0)
+    tl.store(out + offs, kept, mask=inside)
+
+
+@triton.jit
+def _select_by_chunks(
+    buffer, mask, out, seg_start, seg_end, k, HAS_MASK: tl.constexpr, KEY_BITS: tl.constexpr,
+    ROUNDS: tl.constexpr,
+):  # fmt: skip
+    """Selects a segment CHUNK entries at a time: every round reads it again, then the mask."""
+    prefix = tl.zeros([], tl.int64)
+    remaining = k
+    total = tl.zeros([], tl.int64)
+    for r in tl.static_range(ROUNDS):
+        histogram = tl.zeros([BINS], tl.int32)
+        for chunk in range(seg_start, seg_end, CHUNK):
+            offs = chunk + tl.arange(0, CHUNK)
+            x, live = live_values(buffer, mask, offs, offs < seg_end, HAS_MASK)
+            key = selection_key(x, KEY_BITS)
+            digits, match = _round_digits(key, live, prefix, r, KEY_BITS)
+            histogram += tl.histogram(digits, BINS, mask=match)
+        if r == 0:
+            total = tl.sum(histogram, 0).to(tl.int64)
+        digit, above = _choose_digit(histogram, remaining)
+        prefix = prefix | (digit << max(KEY_BITS - 8 * r - 8, 0))
+        remaining = remaining - above
+    keep_all = k >= total
+    keep_none = k == 0
+    ties_before = tl.zeros([], tl.int64)
+    for chunk in range(seg_start, seg_end, CHUNK):
+        offs = chunk + tl.arange(0, CHUNK)
+        inside = offs < seg_end
+        x, live = live_values(buffer, mask, offs, inside, HAS_MASK)
+        key = selection_key(x, KEY_BITS)
+        tie = (live & (key == prefix)).to(tl.int64)
+        rank = ties_before + tl.cumsum(tie, 0) - tie
+        kept = _keep(live, key, prefix, rank, remaining, keep_all, keep_none)
+        tl.store(out + offs, kept, mask=inside)
+        ties_before += tl.sum(tie, 0)
 
 
 @triton.jit
@@ -139,19 +187,15 @@ def _grid_histogram_kernel(
     BLOCK_MAX: tl.constexpr,
 ):  # fmt: skip
     t = tl.program_id(0).to(tl.int64)
-    shift: tl.constexpr = max(KEY_BITS - 8 * r - 8, 0)
-    width: tl.constexpr = KEY_BITS - 8 * r - shift
     for which in tl.static_range(2):
         slot, _, _, live, key = _grid_piece(
             buffer, mask, offsets, tile_first, tile_last, slot_segment, t, which, numel,
             TILE, BLOCK_MAX, HAS_MASK, KEY_BITS,
         )  # fmt: skip
         if slot >= 0:
-            prefix = tl.load(slot_prefix + slot)
-            match = live & ((key >> (shift + width)) == (prefix >> (shift + width)))
-            digit = ((key >> shift) & ((1 << width) - 1)).to(tl.int32)
+            digits, match = _round_digits(key, live, tl.load(slot_prefix + slot), r, KEY_BITS)
             bins = slot * BINS + tl.arange(0, BINS)
-            tl.atomic_add(histograms + bins, tl.histogram(digit, BINS, mask=match))
+            tl.atomic_add(histograms + bins, tl.histogram(digits, BINS, mask=match))
 
 
 @triton.jit
@@ -234,6 +278,8 @@ def segmented_topk_mask(
     block_max = max(config.BLOCK_SELECT_MAX, plan.tile)
     key_bits = KEY_BITS[params.dtype]
     rounds = triton.cdiv(key_bits, 8)
+    # as many bytes of float64 on chip as of float32 (its keys and values take twice the registers)
+    on_chip = min(config.BLOCK_ON_CHIP // (2 if key_bits == 63 else 1), block_max)
     common = {"HAS_MASK": mask is not None, "KEY_BITS": key_bits, "TILE": plan.tile}
     mask_arg = params if mask is None else mask
     grid = (plan.num_tiles,)
@@ -251,7 +297,8 @@ def segmented_topk_mask(
     _select_block_kernel[grid](
         params, mask_arg, offsets, plan.last, keep, out, numel,
         slot["segment"], slot["remaining"], slot["start_piece"], plan.first,
-        BLOCK_MAX=block_max, ROUNDS=rounds, **common,
+        BLOCK_MAX=block_max, ON_CHIP=on_chip, ROUNDS=rounds,
+        **common, num_warps=config.NUM_WARPS,
     )  # fmt: skip
     if numel > block_max:  # a segment may be longer than block_max: the grid-wide rounds
         _grid_select(params, mask_arg, offsets, plan, keep, out, slot, rounds, block_max, common)
