@@ -59,9 +59,12 @@ def _wrap(name: str, op, backend: str):
         moved_kwargs = {key: _to_device(value) for key, value in kwargs.items()}
         if isinstance(out, torch.Tensor):
             moved_kwargs["out"] = out.to(device())
-            op(*moved_args, **moved_kwargs)
+            result = op(*moved_args, **moved_kwargs)
             out.copy_(moved_kwargs["out"].cpu())
-            return out
+            if isinstance(result, torch.Tensor):
+                return out
+            # sap_step: an SAPStep whose mask is out
+            return type(result)(out, *(_to_host(item) for item in result[1:]))
         if out is not None:
             moved_kwargs["out"] = out  # not a tensor: the op's own error
         return _to_host(op(*moved_args, **moved_kwargs))

@@ -29,7 +29,7 @@ inline size_t scan_temp_bytes(int64_t count) {
 
 inline size_t select_workspace_bytes(int64_t numel, int64_t num_tiles, int64_t block_max) {
   const int64_t slots = num_select_slots(numel, block_max);
-  return 5 * Workspace::bytes_for<int64_t>(slots) +
+  return 6 * Workspace::bytes_for<int64_t>(slots) +
          Workspace::bytes_for<uint32_t>(slots * kBins) +
          2 * Workspace::bytes_for<int64_t>(2 * num_tiles) +
          Workspace::bytes_for<char>(static_cast<int64_t>(scan_temp_bytes(2 * num_tiles)));
@@ -44,6 +44,7 @@ inline bool take_select_workspace(Workspace& workspace, SelectArgs& a, cudaStrea
   a.slot_remaining = workspace.take<int64_t>(a.num_slots);
   a.slot_total = workspace.take<int64_t>(a.num_slots);
   a.slot_first_piece = workspace.take<int64_t>(a.num_slots);
+  a.slot_ranked = workspace.take<int64_t>(a.num_slots);
   a.histograms = workspace.take<uint32_t>(a.num_slots * kBins);
   a.ties = workspace.take<int64_t>(2 * a.num_tiles);
   a.ties_before = workspace.take<int64_t>(2 * a.num_tiles);
@@ -52,6 +53,7 @@ inline bool take_select_workspace(Workspace& workspace, SelectArgs& a, cudaStrea
   if (a.scan_temp == nullptr) return false;
   const size_t slot_bytes = static_cast<size_t>(a.num_slots) * sizeof(int64_t);
   cudaMemsetAsync(a.slot_segment, 0xff, slot_bytes, stream);  // -1: no segment
+  cudaMemsetAsync(a.slot_ranked, 0xff, slot_bytes, stream);
   cudaMemsetAsync(a.slot_prefix, 0, slot_bytes, stream);
   cudaMemsetAsync(a.histograms, 0, static_cast<size_t>(a.num_slots) * kBins * 4, stream);
   return true;
@@ -67,7 +69,11 @@ void launch_long_selection(const SelectArgs& a, cudaStream_t stream) {
     grid_histogram_kernel<Traits><<<grid, kThreads, 0, stream>>>(a, r);
     grid_choose_kernel<<<slot_blocks, kThreads, 0, stream>>>(a, Traits::kKeyBits, r);
   }
-  grid_ties_kernel<Traits><<<grid, kThreads, 0, stream>>>(a);
+  // Tie counts only for the segments whose ties are split: to the ties kernel the others' pieces
+  // are not grid-selected, so it reads nothing of them and counts 0.
+  SelectArgs ranked = a;
+  ranked.slot_segment = a.slot_ranked;
+  grid_ties_kernel<Traits><<<grid, kThreads, 0, stream>>>(ranked);
   size_t scan_bytes = a.scan_temp_bytes;
   cub::DeviceScan::ExclusiveSum(a.scan_temp, scan_bytes, a.ties, a.ties_before, 2 * a.num_tiles,
                                 stream);

@@ -6,7 +6,8 @@
 //   memory, and its rounds and mask read them there;
 // - longer: by every tile it covers, each adding its histogram into the segment's slot in
 //   memory (integer atomics: the counts do not depend on their order), one thread per slot
-//   choosing the digit; then the ties of each tile are counted and scanned in tile order.
+//   choosing the digit; then, when the threshold's ties are split (not all kept), the ties of
+//   each tile are counted and scanned in tile order (when every tie is kept, nothing is read).
 // At most one segment longer than block_max starts in any block_max entries, so its slot is
 // offsets[s] / block_max.
 #pragma once
@@ -38,6 +39,7 @@ struct SelectArgs {
   int64_t* slot_remaining; // keys still to keep at the prefix
   int64_t* slot_total;     // live entries
   int64_t* slot_first_piece;
+  int64_t* slot_ranked;    // after the rounds: the segment if its ties are split, else -1
   uint32_t* histograms;    // [num_slots, kBins]
   int64_t* ties;           // [2 num_tiles]: ties of each tile's first and last piece
   int64_t* ties_before;    // their exclusive scan
@@ -280,7 +282,8 @@ __global__ __launch_bounds__(kThreads) void grid_histogram_kernel(SelectArgs a, 
   }
 }
 
-// One thread per slot: the digit of round r, then the histogram zeroed for the next round.
+// One thread per slot: the digit of round r, then the histogram zeroed for the next round; after
+// the last one, slot_ranked says whether the threshold's ties need ranks in index order.
 __global__ void grid_choose_kernel(SelectArgs a, int key_bits, int r);
 
 template <class Traits>

@@ -25,8 +25,13 @@ __global__ void grid_choose_kernel(SelectArgs a, int key_bits, int r) {
     a.slot_total[slot] = total;
   }
   int64_t remaining = a.slot_remaining[slot];
-  a.slot_prefix[slot] |= choose_digit(histogram, remaining) << round_shift(key_bits, r);
+  const uint64_t digit = choose_digit(histogram, remaining);
+  a.slot_prefix[slot] |= digit << round_shift(key_bits, r);
   a.slot_remaining[slot] = remaining;
+  if (r == radix_rounds(key_bits) - 1) {  // the chosen bin holds the keys equal to the threshold
+    const bool every_tie_kept = histogram[digit] == remaining;
+    a.slot_ranked[slot] = every_tie_kept ? -1 : a.slot_segment[slot];
+  }
   for (int b = 0; b < kBins; ++b) histogram[b] = 0;  // for the next round
 }
 

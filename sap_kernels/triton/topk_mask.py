@@ -9,8 +9,9 @@
   and mask run there; a longer one is read again in chunks by every round.
 - A longer segment is selected by every tile it covers: the same rounds, each tile adding its
   histogram into the segment's (integer atomics: the sums do not depend on their order), a small
-  kernel choosing the digit; then the ties of each tile are counted and scanned (in tile order)
-  so that each tile knows how many ties lie before it.
+  kernel choosing the digit; then, when the threshold's ties are split (not all kept), the ties
+  of each tile are counted and scanned (in tile order) so that each tile knows how many ties lie
+  before it; when every tie is kept, that pass reads nothing.
 At most one segment longer than BLOCK_SELECT_MAX starts in any BLOCK_SELECT_MAX entries, so its
 state has a slot numbered offsets[s] // BLOCK_SELECT_MAX: about 1 KiB per BLOCK_SELECT_MAX
 entries of the buffer. Params are finite where live (the caller checks).
@@ -200,9 +201,12 @@ def _grid_histogram_kernel(
 
 @triton.jit
 def _grid_choose_kernel(
-    slot_segment, slot_prefix, slot_remaining, slot_total, histograms,
-    r: tl.constexpr, KEY_BITS: tl.constexpr,
+    slot_segment, slot_prefix, slot_remaining, slot_total, slot_ranked, histograms,
+    r: tl.constexpr, LAST: tl.constexpr, KEY_BITS: tl.constexpr,
 ):  # fmt: skip
+    """The digit of round r of every grid-selected segment. After the last round, slot_ranked
+    names the segments whose ties at the threshold need ranks in index order (the others keep
+    every tie: their tie counts are not needed, -1)."""
     slot = tl.program_id(0).to(tl.int64)
     if tl.load(slot_segment + slot) >= 0:
         shift: tl.constexpr = max(KEY_BITS - 8 * r - 8, 0)
@@ -215,6 +219,10 @@ def _grid_choose_kernel(
         digit, above = _choose_digit(histogram, remaining)
         tl.store(slot_prefix + slot, tl.load(slot_prefix + slot) | (digit << shift))
         tl.store(slot_remaining + slot, remaining - above)
+        if LAST:  # the chosen bin holds the keys equal to the threshold
+            ties = tl.sum(tl.where(tl.arange(0, BINS) == digit, histogram, 0), 0).to(tl.int64)
+            every_tie_kept = ties == remaining - above
+            tl.store(slot_ranked + slot, tl.where(every_tie_kept, -1, tl.load(slot_segment + slot)))
 
 
 @triton.jit
@@ -309,6 +317,7 @@ def _grid_select(params, mask_arg, offsets, plan, keep, out, slot, rounds, block
     numel, grid = params.numel(), (plan.num_tiles,)
     num_slots = slot["segment"].numel()
     histograms = torch.zeros(num_slots * BINS, dtype=torch.int32, device=params.device)
+    ranked = torch.full((num_slots,), -1, dtype=torch.int64, device=params.device)
     where = (offsets, plan.first, plan.last, numel)
     for r in range(rounds):
         _grid_histogram_kernel[grid](
@@ -316,13 +325,14 @@ def _grid_select(params, mask_arg, offsets, plan, keep, out, slot, rounds, block
             r=r, BLOCK_MAX=block_max, **common,
         )  # fmt: skip
         _grid_choose_kernel[(num_slots,)](
-            slot["segment"], slot["prefix"], slot["remaining"], slot["total"], histograms,
-            r=r, KEY_BITS=common["KEY_BITS"],
+            slot["segment"], slot["prefix"], slot["remaining"], slot["total"], ranked,
+            histograms, r=r, LAST=r == rounds - 1, KEY_BITS=common["KEY_BITS"],
         )  # fmt: skip
+    # Tie counts per tile only for the segments whose ties are split: the others' pieces read as
+    # not grid-selected there, so their tiles read nothing and count 0.
     ties = torch.empty(2 * plan.num_tiles, dtype=torch.int64, device=params.device)
     _grid_ties_kernel[grid](
-        params, mask_arg, *where, slot["segment"], slot["prefix"], ties,
-        BLOCK_MAX=block_max, **common,
+        params, mask_arg, *where, ranked, slot["prefix"], ties, BLOCK_MAX=block_max, **common
     )  # fmt: skip
     ties_before = torch.cumsum(ties, 0) - ties
     _grid_write_kernel[grid](
