@@ -195,8 +195,10 @@ def _grid_histogram_kernel(
         )  # fmt: skip
         if slot >= 0:
             digits, match = _round_digits(key, live, tl.load(slot_prefix + slot), r, KEY_BITS)
+            counts = tl.histogram(digits, BINS, mask=match)
+            # only the bins this piece fills: after the first round most pieces fill none
             bins = slot * BINS + tl.arange(0, BINS)
-            tl.atomic_add(histograms + bins, tl.histogram(digits, BINS, mask=match))
+            tl.atomic_add(histograms + bins, counts, mask=counts > 0)
 
 
 @triton.jit
