@@ -50,6 +50,17 @@ def _keep(live, key, threshold, tie_rank, quota, keep_all, keep_none):
 
 
 @triton.jit
+def _write_kept(out, offs, inside, live, key, threshold, ties_before, quota, keep_all, keep_none):
+    """Writes the mask of entries offs (where inside), the ties ranked in index order from
+    ties_before on; returns how many ties they hold."""
+    tie = (live & (key == threshold)).to(tl.int64)
+    rank = ties_before + tl.cumsum(tie, 0) - tie
+    kept = _keep(live, key, threshold, rank, quota, keep_all, keep_none)
+    tl.store(out + offs, kept, mask=inside)
+    return tl.sum(tie, 0)
+
+
+@triton.jit
 def _select_block_kernel(
     buffer, mask, offsets, tile_last, keep, out, numel,
     slot_segment, slot_remaining, slot_start_piece, tile_first,
@@ -110,10 +121,7 @@ def _select_on_chip(
         digit, above = _choose_digit(tl.histogram(digits, BINS, mask=match), remaining)
         prefix = prefix | (digit << max(KEY_BITS - 8 * r - 8, 0))
         remaining = remaining - above
-    tie = (live & (key == prefix)).to(tl.int64)
-    rank = tl.cumsum(tie, 0) - tie
-    kept = _keep(live, key, prefix, rank, remaining, k >= total, k == 0)
-    tl.store(out + offs, kept, mask=inside)
+    _write_kept(out, offs, inside, live, key, prefix, 0, remaining, k >= total, k == 0)
 
 
 @triton.jit
@@ -146,11 +154,9 @@ def _select_by_chunks(
         inside = offs < seg_end
         x, live = live_values(buffer, mask, offs, inside, HAS_MASK)
         key = selection_key(x, KEY_BITS)
-        tie = (live & (key == prefix)).to(tl.int64)
-        rank = ties_before + tl.cumsum(tie, 0) - tie
-        kept = _keep(live, key, prefix, rank, remaining, keep_all, keep_none)
-        tl.store(out + offs, kept, mask=inside)
-        ties_before += tl.sum(tie, 0)
+        ties_before += _write_kept(
+            out, offs, inside, live, key, prefix, ties_before, remaining, keep_all, keep_none
+        )  # fmt: skip
 
 
 @triton.jit
@@ -261,13 +267,10 @@ def _grid_write_kernel(
             # ties of the segment in the tiles before this one, in index order
             first_piece = tl.load(slot_start_piece + slot)
             base = tl.load(ties_before + 2 * t + which) - tl.load(ties_before + first_piece)
-            tie = (live & (key == threshold)).to(tl.int64)
-            rank = base + tl.cumsum(tie, 0) - tie
             k = tl.load(keep + tl.load(slot_segment + slot))
             keep_all = k >= tl.load(slot_total + slot)
             quota = tl.load(slot_remaining + slot)
-            kept = _keep(live, key, threshold, rank, quota, keep_all, k == 0)
-            tl.store(out + offs, kept, mask=inside)
+            _write_kept(out, offs, inside, live, key, threshold, base, quota, keep_all, k == 0)
 
 
 def segmented_topk_mask(
