@@ -79,8 +79,9 @@ constexpr bool needs_root() {
   return kKind == PowerKind::kHalf || kKind == PowerKind::kOneAndHalf;
 }
 
-template <PowerKind kKind>
-inline f64x4 power4(f64x4 x, f64x4 root) {
+// x^kKind lane by lane for double vectors V, given root = sqrt(x) where needs_root<kKind>().
+template <PowerKind kKind, class V>
+inline V power_lanes(V x, V root) {
   if constexpr (kKind == PowerKind::kHalf) return root;
   if constexpr (kKind == PowerKind::kOne) return x;
   if constexpr (kKind == PowerKind::kOneAndHalf) return x * root;
@@ -116,8 +117,8 @@ struct OctetSums {
     if constexpr (needs_root<kP>() || needs_root<kQ>()) {
       sqrt_widened(magnitudes, root_low, root_high);
     }
-    p[slot] += power4<kP>(low, root_low) + power4<kP>(high, root_high);
-    q[slot] += power4<kQ>(low, root_low) + power4<kQ>(high, root_high);
+    p[slot] += power_lanes<kP>(low, root_low) + power_lanes<kP>(high, root_high);
+    q[slot] += power_lanes<kQ>(low, root_low) + power_lanes<kQ>(high, root_high);
   }
 
   PowerPair total() const {

@@ -25,6 +25,7 @@
 #include "element.h"
 #include "isa_kernels.h"
 #include "octets.h"
+#include "octets_avx512.h"
 #include "powers.h"
 #include "powers_f32.h"
 #include "pqi_value.h"
@@ -202,7 +203,8 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
   return nonfinite;
 }
 
-// Sums one whole piece eight entries a step (unscaled mode, fast-path exponents kP < kQ).
+// Sums one whole piece eight entries a step, sixteen in the AVX-512 copy (unscaled mode,
+// fast-path exponents kP < kQ).
 template <class E, PowerKind kP, PowerKind kQ>
 struct OctetPieces {
   // The sums and count; NaN / inf entries make the sums not finite but are not counted.
@@ -214,8 +216,13 @@ struct OctetPieces {
     Accumulator acc;
     acc.count = mask == nullptr ? n : count_live(mask, n);
     const OctetSpan<E> span{params, mask, n, input.numel - piece.begin};
+#if defined(SAP_KERNELS_SIXTEEN_LANE_SUMS)
+    const PowerPair sums = mask == nullptr ? sum_powers_by_sixteens<E, kP, kQ, false>(span)
+                                           : sum_powers_by_sixteens<E, kP, kQ, true>(span);
+#else
     const PowerPair sums = mask == nullptr ? sum_powers_by_octets<E, kP, kQ, false>(span)
                                            : sum_powers_by_octets<E, kP, kQ, true>(span);
+#endif
     acc.sum_p = sums.p;
     acc.sum_q = sums.q;
     acc.has_scale = sums.p > 0.0;
