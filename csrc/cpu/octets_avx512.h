@@ -1,8 +1,13 @@
 // Power sums of 16/32-bit entries sixteen at a time, for the AVX-512 copy: the same sums as
 // octets.h (float32 magnitudes, dead entries 0, widened to double and raised to the powers
-// there), in 512-bit vectors. At eight lanes the widening and the adds in 256-bit halves were
-// the bound: one core in cache took 0.22 ns an entry for (0.5, 1) on one long segment and 0.11
-// for (1, 2); sixteen lanes take 0.11 and 0.07.
+// there), in 512-bit vectors. On an AMD EPYC (Zen 5) core, in cache, the octets' widening and
+// adds in 256-bit halves were the bound: 0.22 ns an entry for (0.5, 1) on one long segment and
+// 0.11 for (1, 2); sixteen lanes take 0.12 and 0.08.
+//
+// So they are taken on AMD CPUs (sixteen_lanes_pay). On an Intel
+// Xeon (512-bit arithmetic on two ports, a 512-bit square root half the rate per instruction)
+// a 16-lane form of this kernel was slower on every layout than the octets, which that CPU
+// keeps.
 //
 // The last 1..16 entries of a span are one step whose load is masked to them (and to the live
 // entries): a masked AVX-512 load reads nothing of the lanes it leaves out, so it may run past
@@ -23,6 +28,11 @@
 #include "vectors.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
+
+inline bool sixteen_lanes_pay() {
+  static const bool amd = __builtin_cpu_is("amd");
+  return amd;
+}
 
 // The first `count` of 16 lanes (count in 0..16).
 inline __mmask16 first_lanes(int64_t count) {

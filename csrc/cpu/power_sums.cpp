@@ -203,9 +203,9 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
   return nonfinite;
 }
 
-// Sums one whole piece eight entries a step, sixteen in the AVX-512 copy (unscaled mode,
-// fast-path exponents kP < kQ).
-template <class E, PowerKind kP, PowerKind kQ>
+// Sums one whole piece eight entries a step, or sixteen (kSixteen: the AVX-512 copy, where
+// that pays; unscaled mode, fast-path exponents kP < kQ).
+template <class E, PowerKind kP, PowerKind kQ, bool kSixteen = false>
 struct OctetPieces {
   // The sums and count; NaN / inf entries make the sums not finite but are not counted.
   __attribute__((always_inline)) Accumulator sums(const SegmentedBuffer& input,
@@ -216,13 +216,17 @@ struct OctetPieces {
     Accumulator acc;
     acc.count = mask == nullptr ? n : count_live(mask, n);
     const OctetSpan<E> span{params, mask, n, input.numel - piece.begin};
+    PowerPair sums;
 #if defined(SAP_KERNELS_SIXTEEN_LANE_SUMS)
-    const PowerPair sums = mask == nullptr ? sum_powers_by_sixteens<E, kP, kQ, false>(span)
-                                           : sum_powers_by_sixteens<E, kP, kQ, true>(span);
-#else
-    const PowerPair sums = mask == nullptr ? sum_powers_by_octets<E, kP, kQ, false>(span)
-                                           : sum_powers_by_octets<E, kP, kQ, true>(span);
+    if constexpr (kSixteen) {
+      sums = mask == nullptr ? sum_powers_by_sixteens<E, kP, kQ, false>(span)
+                             : sum_powers_by_sixteens<E, kP, kQ, true>(span);
+    } else
 #endif
+    {
+      sums = mask == nullptr ? sum_powers_by_octets<E, kP, kQ, false>(span)
+                             : sum_powers_by_octets<E, kP, kQ, true>(span);
+    }
     acc.sum_p = sums.p;
     acc.sum_q = sums.q;
     acc.has_scale = sums.p > 0.0;
@@ -246,6 +250,11 @@ int64_t octets_for_q(const SegmentedBuffer& input, const Exponents& ex,
   auto run = [&](auto kind_q) -> int64_t {
     constexpr K kQ = decltype(kind_q)::value;
     if constexpr (kP < kQ) {  // the order of PowerKind is the order of the exponents
+#if defined(SAP_KERNELS_SIXTEEN_LANE_SUMS)
+      if (sixteen_lanes_pay()) {
+        return power_sums_by_tiles<E>(input, ex, out, OctetPieces<E, kP, kQ, true>{});
+      }
+#endif
       return power_sums_by_tiles<E>(input, ex, out, OctetPieces<E, kP, kQ>{});
     }
     return power_sums_by_tiles<E>(input, ex, out, ChunkedPieces<E>{});
