@@ -4,10 +4,9 @@
 // adds in 256-bit halves were the bound: 0.22 ns an entry for (0.5, 1) on one long segment and
 // 0.11 for (1, 2); sixteen lanes take 0.12 and 0.08.
 //
-// So they are taken on AMD CPUs (sixteen_lanes_pay). On an Intel
-// Xeon (512-bit arithmetic on two ports, a 512-bit square root half the rate per instruction)
-// a 16-lane form of this kernel was slower on every layout than the octets, which that CPU
-// keeps.
+// So they are taken on AMD CPUs (sixteen_lanes_pay). On an Intel Xeon (512-bit arithmetic on
+// two ports, a 512-bit square root half the rate per instruction) a 16-lane form of this kernel
+// was slower on every layout than the octets, which that CPU keeps.
 //
 // The last 1..16 entries of a span are one step whose load is masked to them (and to the live
 // entries): a masked AVX-512 load reads nothing of the lanes it leaves out, so it may run past
@@ -95,7 +94,7 @@ struct SixteenSums {
     widen(magnitudes, low, high);
     if constexpr (needs_root<kP>() || needs_root<kQ>()) {
       widen((f32x16)(_mm512_maskz_sqrt_ps(0xffff, (__m512)(magnitudes))), root_low,
-            root_high);  // masked form: see above
+            root_high);  // the masked form, as for the 16-bit loads above
     }
     p[0] += power_lanes<kP>(low, root_low);
     p[1] += power_lanes<kP>(high, root_high);
@@ -110,7 +109,9 @@ struct SixteenSums {
     return (halves[0] + halves[1]) + (halves[2] + halves[3]);
   }
 
-  __attribute__((always_inline)) PowerPair total() const { return {total(p[0], p[1]), total(q[0], q[1])}; }
+  __attribute__((always_inline)) PowerPair total() const {
+    return {total(p[0], p[1]), total(q[0], q[1])};
+  }
 };
 
 // Σ a^p and Σ a^q over the live entries of params[0..n), a = |w|, for fast-path kinds:
