@@ -1,5 +1,6 @@
 // sap_step_cuda: one SAP step. The tile kernel of the power sums (STEP) also writes the PQI,
-// prune count and mask of every segment whole in its tile, from the entries in its registers;
+// prune count and mask of every segment whole in its tile, from the entries in its registers,
+// and the first radix round's histogram of the segments selected grid-wide;
 // the combine finishes the segments that cross tiles (their counts too), which the selection of
 // select_launch.cuh then masks. The values are those of the separate ops, which run the same
 // device code in the same order.
@@ -15,12 +16,15 @@ using namespace cuda;
 template <class Traits>
 bool launch(SumsArgs a, const SegmentedBuffer& input, Workspace& workspace,
             cudaStream_t stream) {
-  if (!launch_sums<Traits, true>(a, input.dtype, workspace, stream)) return false;
-  if (input.numel == 0) return true;
+  if (input.numel == 0) return launch_sums<Traits, true>(a, input.dtype, workspace, stream);
   SelectArgs select{};
   select.keep = KeepCounts{a.count, a.prune};
   select.out = a.out;
+  // first: the sums' tile kernel adds the first radix round's histograms into its slots
   if (!prepare_selection(input, select, workspace, stream)) return false;
+  a.first_histograms = select.histograms;
+  a.block_max = select.block_max;
+  if (!launch_sums<Traits, true>(a, input.dtype, workspace, stream)) return false;
   launch_long_selection<Traits>(select, stream);
   return true;
 }

@@ -66,7 +66,8 @@ void launch_long_selection(const SelectArgs& a, cudaStream_t stream) {
   if (a.numel <= a.block_max) return;  // no segment is longer than block_max
   const unsigned slot_blocks = static_cast<unsigned>(ceil_div(a.num_slots, kThreads));
   for (int r = 0; r < radix_rounds(Traits::kKeyBits); ++r) {
-    grid_histogram_kernel<Traits><<<grid, kThreads, 0, stream>>>(a, r);
+    // the tile kernel took the first round's histograms (add_first_histograms)
+    if (r > 0) grid_histogram_kernel<Traits><<<grid, kThreads, 0, stream>>>(a, r);
     grid_choose_kernel<<<slot_blocks, kThreads, 0, stream>>>(a, Traits::kKeyBits, r);
   }
   // Tie counts only for the segments whose ties are split: to the ties kernel the others' pieces

@@ -6,7 +6,8 @@
 //   memory, and its rounds and mask read them there;
 // - longer: by every tile it covers, each adding its histogram into the segment's slot in
 //   memory (integer atomics: the counts do not depend on their order), one thread per slot
-//   choosing the digit; then, when the threshold's ties are split (not all kept), the ties of
+//   choosing the digit (the first round's histograms come from the tile kernels' read:
+//   first_histogram.cuh); then, when the threshold's ties are split (not all kept), the ties of
 //   each tile are counted and scanned in tile order (when every tie is kept, nothing is read).
 // At most one segment longer than block_max starts in any block_max entries, so its slot is
 // offsets[s] / block_max.
@@ -15,11 +16,13 @@
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
+#include "first_histogram.cuh"
 #include "select_tile.cuh"
 
 namespace sap_kernels::cuda {
 
 constexpr int kBins = 256;
+static_assert(kBins == kFirstBins, "the tile kernels take the first round's histograms");
 
 struct SelectArgs {
   const void* params;

@@ -3,11 +3,13 @@
 // its first and last segments that crosses it; the combine kernel reduces the records, a chunk
 // per block, level by level. In scaled mode a first pass of the same shape takes each segment's
 // largest magnitude (its scale). sap_step's tile kernel (STEP) also selects the mask of the
-// whole segments while their entries are in registers.
+// whole segments while their entries are in registers, and takes the first radix round of the
+// long ones (first_histogram.cuh).
 #pragma once
 
 #include <type_traits>
 
+#include "first_histogram.cuh"
 #include "select_tile.cuh"
 #include "terms.cuh"
 
@@ -56,6 +58,8 @@ struct SumsArgs {
   int64_t* prune;    // sap_step
   CountRule rule;    // sap_step
   uint8_t* out;      // sap_step: the mask
+  uint32_t* first_histograms;  // sap_step: the first radix round's (first_histogram.cuh)
+  int64_t block_max;           // sap_step: longer segments are selected grid-wide
   int32_t* nonfinite;
 };
 
@@ -188,6 +192,9 @@ __global__ __launch_bounds__(kThreads) void tile_kernel(SumsArgs a, Records reco
     __syncthreads();  // the counts of the whole segments are written: select them here
     select_in_tile<Traits>(bits, live, pieces, tile_start, n_valid, a.offsets,
                            KeepCounts{a.count, a.prune}, a.out, storage.select);
+    __shared__ uint32_t first_bins[kFirstBins];
+    add_first_histograms<Traits>(a.offsets, a.block_max, a.first_histograms, bits, live, pieces,
+                                 first_bins);
   }
 }
 

@@ -1,5 +1,6 @@
 // segmented_topk_mask_cuda: exact per-segment magnitude masks. A tile kernel ranks the segments
-// whole in each tile on chip; the segments that cross tiles follow (select_launch.cuh).
+// whole in each tile on chip and takes the first radix round of the long ones; the segments
+// that cross tiles follow (select_launch.cuh).
 #include "sap_kernels/cuda.h"
 #include "select_launch.cuh"
 #include "sums_launch.cuh"
@@ -27,6 +28,9 @@ __global__ __launch_bounds__(kThreads) void select_tile_kernel(SelectArgs a) {
   __syncthreads();  // the pieces' storage is the selection's too
   select_in_tile<Traits>(bits, live, pieces, tile_start, n_valid, a.offsets, a.keep, a.out,
                          storage.select);
+  __shared__ uint32_t first_bins[kFirstBins];
+  add_first_histograms<Traits>(a.offsets, a.block_max, a.histograms, bits, live, pieces,
+                               first_bins);
 }
 
 template <class Traits>

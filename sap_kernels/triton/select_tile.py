@@ -4,7 +4,8 @@ Every entry gets a sort key of two int64 words: (its piece of the tile, dead or 
 descending) then (the rest of |w|, its index in the tile). After a bitonic sort of the tile,
 the live entries of each segment come first, largest |w| first and, among equal |w|, lower index
 first; an entry is kept when its rank in its segment is below the segment's k. Entries of the
-segments that cross the tile's ends take no part (topk_mask.py selects those).
+segments that cross the tile's ends take no part (topk_mask.py selects those), but the tile
+takes the first radix round's histogram of those selected grid-wide, from the same read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from .tiles import segment_ids
 
 # hi word of an entry that takes no part: above 2 * piece + 1 for every piece of a tile
 NOT_WHOLE = tl.constexpr(1 << 17)
+# Bins of a radix round (8 bits of the key).
+FIRST_BINS = tl.constexpr(256)
 
 
 @triton.jit
@@ -67,10 +70,25 @@ def selection_key(x, KEY_BITS: tl.constexpr):
 
 
 @triton.jit
+def _add_first_histogram(
+    histograms, offsets, s, in_piece, key, BLOCK_MAX: tl.constexpr, KEY_BITS: tl.constexpr
+):  # fmt: skip
+    """Adds the first radix round's histogram (the top 8 key bits) of the live entries in_piece
+    to the slot of their segment s when it is selected grid-wide (longer than BLOCK_MAX), so that
+    the rounds of topk_mask.py start at the second (integer sums: their order does not matter)."""
+    seg_start = tl.load(offsets + s)
+    if tl.load(offsets + s + 1) - seg_start > BLOCK_MAX:
+        shift: tl.constexpr = KEY_BITS - 8
+        counts = tl.histogram((key >> shift).to(tl.int32), FIRST_BINS, mask=in_piece)
+        bins = (seg_start // BLOCK_MAX) * FIRST_BINS + tl.arange(0, FIRST_BINS)
+        tl.atomic_add(histograms + bins, counts, mask=counts > 0)
+
+
+@triton.jit
 def _select_in_tile_kernel(
-    buffer, mask, offsets, tile_first, tile_last, keep, out, numel,
+    buffer, mask, offsets, tile_first, tile_last, keep, out, numel, histograms,
     HAS_MASK: tl.constexpr, KEY_BITS: tl.constexpr, TILE: tl.constexpr, LOG_TILE: tl.constexpr,
-    BLOCK: tl.constexpr,
+    BLOCK: tl.constexpr, BLOCK_MAX: tl.constexpr, HAS_GRID: tl.constexpr,
 ):  # fmt: skip
     t = tl.program_id(0).to(tl.int64)
     tile_start = t * TILE
@@ -83,6 +101,12 @@ def _select_in_tile_kernel(
     first = tl.load(tile_first + t)
     last = tl.load(tile_last + t)
     sid, piece_start, _, _ = segment_ids(offsets, first, last, tile_start, TILE, BLOCK)
+    if HAS_GRID:  # the first and last segments may be long: their first round's histograms
+        _add_first_histogram(histograms, offsets, first, live & (sid == first), key, BLOCK_MAX,
+                             KEY_BITS)  # fmt: skip
+        if last != first:
+            _add_first_histogram(histograms, offsets, last, live & (sid == last), key,
+                                 BLOCK_MAX, KEY_BITS)  # fmt: skip
     first_end = tl.load(offsets + first + 1)
     first_whole = (tl.load(offsets + first) >= tile_start) & (first_end <= tile_end)
     last_whole = (tl.load(offsets + last) >= tile_start) & (tl.load(offsets + last + 1) <= tile_end)

@@ -9,9 +9,11 @@
   and mask run there; a longer one is read again in chunks by every round.
 - A longer segment is selected by every tile it covers: the same rounds, each tile adding its
   histogram into the segment's (integer atomics: the sums do not depend on their order), a small
-  kernel choosing the digit; then, when the threshold's ties are split (not all kept), the ties
-  of each tile are counted and scanned (in tile order) so that each tile knows how many ties lie
-  before it; when every tie is kept, that pass reads nothing.
+  kernel choosing the digit; the first round's histograms come from the read of the tile
+  selection (select_tile.py), so the rounds read the buffer one time less; then, when the
+  threshold's ties are split (not all kept), the ties of each tile are counted and scanned (in
+  tile order) so that each tile knows how many ties lie before it; when every tie is kept, that
+  pass reads nothing.
 At most one segment longer than BLOCK_SELECT_MAX starts in any BLOCK_SELECT_MAX entries, so its
 state has a slot numbered offsets[s] // BLOCK_SELECT_MAX: about 1 KiB per BLOCK_SELECT_MAX
 entries of the buffer. Params are finite where live (the caller checks).
@@ -296,12 +298,15 @@ def segmented_topk_mask(
     common = {"HAS_MASK": mask is not None, "KEY_BITS": key_bits, "TILE": plan.tile}
     mask_arg = params if mask is None else mask
     grid = (plan.num_tiles,)
-    _select_in_tile_kernel[grid](
-        params, mask_arg, offsets, plan.first, plan.last, keep, out, numel,
-        LOG_TILE=plan.tile.bit_length() - 1, BLOCK=config.SEGMENT_BLOCK, **common,
-        num_warps=config.NUM_WARPS,
-    )  # fmt: skip
     num_slots = numel // block_max + 1
+    has_grid = numel > block_max  # a segment may be longer than block_max: the grid-wide rounds
+    # their first round's histograms, from the tile kernel's read
+    histograms = torch.zeros(num_slots * BINS if has_grid else 1, dtype=torch.int32, device=device)
+    _select_in_tile_kernel[grid](
+        params, mask_arg, offsets, plan.first, plan.last, keep, out, numel, histograms,
+        LOG_TILE=plan.tile.bit_length() - 1, BLOCK=config.SEGMENT_BLOCK, BLOCK_MAX=block_max,
+        HAS_GRID=has_grid, **common, num_warps=config.NUM_WARPS,
+    )  # fmt: skip
     slot = {
         name: torch.full((num_slots,), -1 if name == "segment" else 0, dtype=torch.int64,
                          device=device)
@@ -313,22 +318,27 @@ def segmented_topk_mask(
         BLOCK_MAX=block_max, ON_CHIP=on_chip, ROUNDS=rounds,
         **common, num_warps=config.NUM_WARPS,
     )  # fmt: skip
-    if numel > block_max:  # a segment may be longer than block_max: the grid-wide rounds
-        _grid_select(params, mask_arg, offsets, plan, keep, out, slot, rounds, block_max, common)
+    if has_grid:
+        _grid_select(
+            params, mask_arg, offsets, plan, keep, out, slot, histograms, rounds, block_max, common
+        )  # fmt: skip
     return out
 
 
-def _grid_select(params, mask_arg, offsets, plan, keep, out, slot, rounds, block_max, common):
+def _grid_select(
+    params, mask_arg, offsets, plan, keep, out, slot, histograms, rounds, block_max, common
+):  # fmt: skip
+    """The rounds of the segments longer than block_max, the first round's histograms given."""
     numel, grid = params.numel(), (plan.num_tiles,)
     num_slots = slot["segment"].numel()
-    histograms = torch.zeros(num_slots * BINS, dtype=torch.int32, device=params.device)
     ranked = torch.full((num_slots,), -1, dtype=torch.int64, device=params.device)
     where = (offsets, plan.first, plan.last, numel)
     for r in range(rounds):
-        _grid_histogram_kernel[grid](
-            params, mask_arg, *where, slot["segment"], slot["prefix"], histograms,
-            r=r, BLOCK_MAX=block_max, **common,
-        )  # fmt: skip
+        if r > 0:  # the tile kernel took the first
+            _grid_histogram_kernel[grid](
+                params, mask_arg, *where, slot["segment"], slot["prefix"], histograms,
+                r=r, BLOCK_MAX=block_max, **common,
+            )  # fmt: skip
         _grid_choose_kernel[(num_slots,)](
             slot["segment"], slot["prefix"], slot["remaining"], slot["total"], ranked,
             histograms, r=r, LAST=r == rounds - 1, KEY_BITS=common["KEY_BITS"],

@@ -1,0 +1,48 @@
+// The first radix round of the segments selected grid-wide (select_long.cuh), taken by the tile
+// kernels that read every tile anyway: sap_step's power sums (sums.cuh, STEP) and
+// segmented_topk_mask's tile selection (topk_mask.cu). The grid-wide rounds then start at the
+// second, and the selection reads the buffer one time less. The bins are integer sums, so their
+// order of addition does not matter.
+#pragma once
+
+#include "tiles.cuh"
+
+namespace sap_kernels::cuda {
+
+// Bins of a radix round: the top 8 bits of the key in the first.
+constexpr int kFirstBins = 256;
+
+// Adds, for the tile's first and last segments when longer than block_max, the histogram of
+// the top 8 key bits of their live entries in the tile to their slot's (offsets[s] / block_max)
+// in `histograms` ([slots, kFirstBins]). All threads of the block call it; `bins` is the block's
+// shared scratch of kFirstBins counts.
+template <class Traits>
+__device__ void add_first_histograms(const int64_t* offsets, int64_t block_max,
+                                     uint32_t* histograms,
+                                     const typename Traits::Bits bits[kItems],
+                                     const bool live[kItems], const TilePieces& pieces,
+                                     uint32_t* bins) {
+  constexpr int kShift = Traits::kKeyBits - 8;
+  for (int which = 0; which < 2; ++which) {
+    const int64_t s = which == 0 ? pieces.first : pieces.last;
+    if (which == 1 && s == pieces.first) return;
+    const int64_t seg_start = offsets[s];
+    if (offsets[s + 1] - seg_start <= block_max) continue;  // the same for every thread
+    for (int b = threadIdx.x; b < kFirstBins; b += kThreads) bins[b] = 0;
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      if (live[i] && pieces.sid[i] == s) {
+        atomicAdd(&bins[static_cast<int>(Traits::key(bits[i]) >> kShift)], 1u);
+      }
+    }
+    __syncthreads();
+    uint32_t* slot_bins = histograms + (seg_start / block_max) * kFirstBins;
+    for (int b = threadIdx.x; b < kFirstBins; b += kThreads) {
+      if (bins[b] != 0) atomicAdd(&slot_bins[b], bins[b]);
+    }
+    __syncthreads();
+  }
+}
+
+}  // namespace sap_kernels::cuda
