@@ -9,13 +9,23 @@
 
 namespace sap_kernels::cuda {
 
-// Bins of a radix round: the top 8 bits of the key in the first.
-constexpr int kFirstBins = 256;
+// Bins of a radix round (8 key bits); the first takes the top 8.
+constexpr int kBins = 256;
+
+// A block's shared histogram of a piece of one segment, added into the segment's histogram in
+// memory: the bins the piece filled (all threads of the block; synchronised before and after).
+__device__ __forceinline__ void add_block_bins(const uint32_t* bins, uint32_t* segment_bins) {
+  __syncthreads();
+  for (int b = threadIdx.x; b < kBins; b += kThreads) {
+    if (bins[b] != 0) atomicAdd(&segment_bins[b], bins[b]);
+  }
+  __syncthreads();
+}
 
 // Adds, for the tile's first and last segments when longer than block_max, the histogram of
 // the top 8 key bits of their live entries in the tile to their slot's (offsets[s] / block_max)
-// in `histograms` ([slots, kFirstBins]). All threads of the block call it; `bins` is the block's
-// shared scratch of kFirstBins counts.
+// in `histograms` ([slots, kBins]). All threads of the block call it; `bins` is the block's
+// shared scratch of kBins counts.
 template <class Traits>
 __device__ void add_first_histograms(const int64_t* offsets, int64_t block_max,
                                      uint32_t* histograms,
@@ -28,7 +38,7 @@ __device__ void add_first_histograms(const int64_t* offsets, int64_t block_max,
     if (which == 1 && s == pieces.first) return;
     const int64_t seg_start = offsets[s];
     if (offsets[s + 1] - seg_start <= block_max) continue;  // the same for every thread
-    for (int b = threadIdx.x; b < kFirstBins; b += kThreads) bins[b] = 0;
+    for (int b = threadIdx.x; b < kBins; b += kThreads) bins[b] = 0;
     __syncthreads();
 #pragma unroll
     for (int i = 0; i < kItems; ++i) {
@@ -36,12 +46,7 @@ __device__ void add_first_histograms(const int64_t* offsets, int64_t block_max,
         atomicAdd(&bins[static_cast<int>(Traits::key(bits[i]) >> kShift)], 1u);
       }
     }
-    __syncthreads();
-    uint32_t* slot_bins = histograms + (seg_start / block_max) * kFirstBins;
-    for (int b = threadIdx.x; b < kFirstBins; b += kThreads) {
-      if (bins[b] != 0) atomicAdd(&slot_bins[b], bins[b]);
-    }
-    __syncthreads();
+    add_block_bins(bins, histograms + (seg_start / block_max) * kBins);
   }
 }
 

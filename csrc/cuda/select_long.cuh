@@ -21,9 +21,6 @@
 
 namespace sap_kernels::cuda {
 
-constexpr int kBins = 256;
-static_assert(kBins == kFirstBins, "the tile kernels take the first round's histograms");
-
 struct SelectArgs {
   const void* params;
   const uint8_t* mask;
@@ -277,11 +274,7 @@ __global__ __launch_bounds__(kThreads) void grid_histogram_kernel(SelectArgs a, 
         atomicAdd(&histogram[(key >> shift) & ((1u << width) - 1)], 1u);
       }
     }
-    __syncthreads();
-    for (int b = threadIdx.x; b < kBins; b += kThreads) {
-      if (histogram[b] != 0) atomicAdd(&a.histograms[slot * kBins + b], histogram[b]);
-    }
-    __syncthreads();
+    add_block_bins(histogram, a.histograms + slot * kBins);
   }
 }
 

@@ -192,7 +192,7 @@ __global__ __launch_bounds__(kThreads) void tile_kernel(SumsArgs a, Records reco
     __syncthreads();  // the counts of the whole segments are written: select them here
     select_in_tile<Traits>(bits, live, pieces, tile_start, n_valid, a.offsets,
                            KeepCounts{a.count, a.prune}, a.out, storage.select);
-    __shared__ uint32_t first_bins[kFirstBins];
+    __shared__ uint32_t first_bins[kBins];
     add_first_histograms<Traits>(a.offsets, a.block_max, a.first_histograms, bits, live, pieces,
                                  first_bins);
   }

@@ -28,7 +28,7 @@ __global__ __launch_bounds__(kThreads) void select_tile_kernel(SelectArgs a) {
   __syncthreads();  // the pieces' storage is the selection's too
   select_in_tile<Traits>(bits, live, pieces, tile_start, n_valid, a.offsets, a.keep, a.out,
                          storage.select);
-  __shared__ uint32_t first_bins[kFirstBins];
+  __shared__ uint32_t first_bins[kBins];
   add_first_histograms<Traits>(a.offsets, a.block_max, a.histograms, bits, live, pieces,
                                first_bins);
 }

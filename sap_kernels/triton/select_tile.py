@@ -18,8 +18,8 @@ from .tiles import segment_ids
 
 # hi word of an entry that takes no part: above 2 * piece + 1 for every piece of a tile
 NOT_WHOLE = tl.constexpr(1 << 17)
-# Bins of a radix round (8 bits of the key).
-FIRST_BINS = tl.constexpr(256)
+# Bins of a radix round (8 bits of the key; topk_mask.py's rounds too).
+BINS = tl.constexpr(256)
 
 
 @triton.jit
@@ -79,8 +79,8 @@ def _add_first_histogram(
     seg_start = tl.load(offsets + s)
     if tl.load(offsets + s + 1) - seg_start > BLOCK_MAX:
         shift: tl.constexpr = KEY_BITS - 8
-        counts = tl.histogram((key >> shift).to(tl.int32), FIRST_BINS, mask=in_piece)
-        bins = (seg_start // BLOCK_MAX) * FIRST_BINS + tl.arange(0, FIRST_BINS)
+        counts = tl.histogram((key >> shift).to(tl.int32), BINS, mask=in_piece)
+        bins = (seg_start // BLOCK_MAX) * BINS + tl.arange(0, BINS)
         tl.atomic_add(histograms + bins, counts, mask=counts > 0)
 
 

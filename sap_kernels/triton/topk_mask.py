@@ -27,11 +27,10 @@ import triton.language as tl
 
 from . import config
 from .finalize import live_values
-from .select_tile import _select_in_tile_kernel, selection_key
+from .select_tile import BINS, _select_in_tile_kernel, selection_key
 from .tiles import tile_plan
 
 KEY_BITS = {torch.float16: 15, torch.bfloat16: 15, torch.float32: 31, torch.float64: 63}
-BINS = tl.constexpr(256)
 CHUNK = tl.constexpr(1024)  # entries a program reads per step when it walks a whole segment
 
 
