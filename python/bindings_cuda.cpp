@@ -84,7 +84,9 @@ void bind_cuda(py::module_& m) {
                                         double q) {
     return power_sums_cuda_workspace_bytes(numel, num_segments, static_cast<ScalarType>(dtype), q);
   });
-  m.def("topk_mask_cuda_workspace", &topk_mask_cuda_workspace_bytes);
+  m.def("topk_mask_cuda_workspace", [](int64_t numel, int64_t num_segments, int32_t dtype) {
+    return topk_mask_cuda_workspace_bytes(numel, num_segments, static_cast<ScalarType>(dtype));
+  });
   m.def("sap_step_cuda_workspace", [](int64_t numel, int64_t num_segments, int32_t dtype,
                                       double q) {
     return sap_step_cuda_workspace_bytes(numel, num_segments, static_cast<ScalarType>(dtype), q);

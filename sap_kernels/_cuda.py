@@ -62,7 +62,9 @@ def topk_mask(op: str, params, offsets, keep, mask, out) -> torch.Tensor:
     keep = keep.to(device=device, dtype=torch.int64).contiguous()
     extension = native(op)
     with _on(device):
-        nbytes = extension.topk_mask_cuda_workspace(params.numel(), offsets.numel() - 1)
+        nbytes = extension.topk_mask_cuda_workspace(
+            params.numel(), offsets.numel() - 1, DTYPE_CODES[params.dtype]
+        )
         workspace = _workspace(device, nbytes)
         extension.topk_mask_cuda(
             *buffer_arguments(params, mask, offsets),

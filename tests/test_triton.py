@@ -39,6 +39,7 @@ SMALL = {
     "SEGMENT_BLOCK": 8,
     "BLOCK_SELECT_MAX": 64,
     "BLOCK_ON_CHIP": 16,
+    "CANDIDATE_DIVISOR": 4,
 }
 
 
@@ -195,6 +196,32 @@ def test_layouts(layout: str, dtype: torch.dtype) -> None:
         got = sk.segmented_topk_mask(params.to(DEVICE), seg, k, dev_mask, backend=BACKEND)
         want = sorted_topk(params, seg.offsets, k, m)
         assert_masks_equal(got.cpu(), want, params, seg.offsets, f"{layout} k={k}")
+
+
+LONG_VALUES = {
+    "spread over binades": lambda n, gen: torch.exp(8 * torch.randn(n, generator=gen)),
+    "normal": lambda n, gen: torch.randn(n, generator=gen),
+    "three values": lambda n, gen: torch.randint(1, 4, (n,), generator=gen).double(),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("values", LONG_VALUES)
+def test_long_segments_by_candidates(values: str, dtype: torch.dtype) -> None:
+    """Segments selected by every tile they cover, their rounds over the candidates from the
+    second round on (values spread over many binades), from the third (normal), or never (three
+    values: the matching keys never fit): masks equal the oracle for k from 1 to d - 1."""
+    seg = sk.Segments.from_lengths([5, 700, 40, 300])
+    gen = torch.Generator().manual_seed(2)
+    params = LONG_VALUES[values](seg.numel, gen).to(dtype)
+    for m in (None, torch.rand(seg.numel, generator=gen) < 0.7):
+        live = per_segment_counts(m, seg.offsets)
+        dev_mask = None if m is None else m.to(DEVICE)
+        for k in (torch.ones_like(live), live // 3, live - 1):
+            got = sk.segmented_topk_mask(params.to(DEVICE), seg, k.to(DEVICE), dev_mask,
+                                         backend=BACKEND)  # fmt: skip
+            want = sorted_topk(params, seg.offsets, k, m)
+            assert_masks_equal(got.cpu(), want, params, seg.offsets, f"{values} k={k}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -35,7 +35,7 @@ size_t sap_step_cuda_workspace_bytes(int64_t numel, int64_t num_segments, Scalar
                                      double q) {
   return power_sums_cuda_workspace_bytes(numel, num_segments, dtype, q) +
          3 * Workspace::bytes_for<double>(num_segments) +
-         topk_mask_cuda_workspace_bytes(numel, num_segments);
+         topk_mask_cuda_workspace_bytes(numel, num_segments, dtype);
 }
 
 int sap_step_cuda(const SegmentedBuffer& input, const SapParameters& sap, double* pqi,

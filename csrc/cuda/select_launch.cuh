@@ -1,5 +1,5 @@
 // Launching the selection of every segment once the keep counts are known: the segments that
-// cross tiles (select_long.cuh), after the tile kernel has written the whole ones. Shared by
+// cross tiles (select_long.cuh, select_grid.cuh), after the tile kernel has written the whole ones. Shared by
 // segmented_topk_mask_cuda and sap_step_cuda.
 #pragma once
 
@@ -7,7 +7,7 @@
 
 #include "sap_kernels/power_sums.h"
 
-#include "select_long.cuh"
+#include "select_grid.cuh"
 
 namespace sap_kernels::cuda {
 
@@ -27,17 +27,38 @@ inline size_t scan_temp_bytes(int64_t count) {
   return bytes;
 }
 
-inline size_t select_workspace_bytes(int64_t numel, int64_t num_tiles, int64_t block_max) {
+// Bytes of a candidate key of dtype: none where the rounds are too few for a round to read the
+// candidates (the 16-bit types' two).
+inline int candidate_key_bytes(ScalarType dtype) {
+  int bytes = 0;
+  for_dtype(dtype, [&](auto traits) {
+    using Traits = decltype(traits);
+    bytes = radix_rounds(Traits::kKeyBits) > 2 ? static_cast<int>(sizeof(typename Traits::Bits))
+                                               : 0;
+    return true;
+  });
+  return bytes;
+}
+
+// The candidate buffer: one key per kCandidateDivisor entries, 3% of the params' bytes.
+inline int64_t candidate_bytes(int64_t numel, ScalarType dtype) {
+  return (numel / kCandidateDivisor + 1) * candidate_key_bytes(dtype);
+}
+
+inline size_t select_workspace_bytes(int64_t numel, int64_t num_tiles, int64_t block_max,
+                                     ScalarType dtype) {
   const int64_t slots = num_select_slots(numel, block_max);
-  return 6 * Workspace::bytes_for<int64_t>(slots) +
+  return 7 * Workspace::bytes_for<int64_t>(slots) + Workspace::bytes_for<int32_t>(slots) +
          Workspace::bytes_for<uint32_t>(slots * kBins) +
+         Workspace::bytes_for<char>(candidate_bytes(numel, dtype)) +
          2 * Workspace::bytes_for<int64_t>(2 * num_tiles) +
          Workspace::bytes_for<char>(static_cast<int64_t>(scan_temp_bytes(2 * num_tiles)));
 }
 
 // Fills the slots' part of args from the workspace and zeroes what needs it; false when the
 // workspace is too small.
-inline bool take_select_workspace(Workspace& workspace, SelectArgs& a, cudaStream_t stream) {
+inline bool take_select_workspace(Workspace& workspace, SelectArgs& a, ScalarType dtype,
+                                  cudaStream_t stream) {
   a.num_slots = num_select_slots(a.numel, a.block_max);
   a.slot_segment = workspace.take<int64_t>(a.num_slots);
   a.slot_prefix = workspace.take<uint64_t>(a.num_slots);
@@ -45,7 +66,10 @@ inline bool take_select_workspace(Workspace& workspace, SelectArgs& a, cudaStrea
   a.slot_total = workspace.take<int64_t>(a.num_slots);
   a.slot_first_piece = workspace.take<int64_t>(a.num_slots);
   a.slot_ranked = workspace.take<int64_t>(a.num_slots);
+  a.slot_count = workspace.take<int64_t>(a.num_slots);
+  a.slot_phase = workspace.take<int32_t>(a.num_slots);
   a.histograms = workspace.take<uint32_t>(a.num_slots * kBins);
+  a.candidates = workspace.take<char>(candidate_bytes(a.numel, dtype));
   a.ties = workspace.take<int64_t>(2 * a.num_tiles);
   a.ties_before = workspace.take<int64_t>(2 * a.num_tiles);
   a.scan_temp_bytes = scan_temp_bytes(2 * a.num_tiles);
@@ -55,6 +79,8 @@ inline bool take_select_workspace(Workspace& workspace, SelectArgs& a, cudaStrea
   cudaMemsetAsync(a.slot_segment, 0xff, slot_bytes, stream);  // -1: no segment
   cudaMemsetAsync(a.slot_ranked, 0xff, slot_bytes, stream);
   cudaMemsetAsync(a.slot_prefix, 0, slot_bytes, stream);
+  cudaMemsetAsync(a.slot_count, 0, slot_bytes, stream);
+  cudaMemsetAsync(a.slot_phase, 0, static_cast<size_t>(a.num_slots) * sizeof(int32_t), stream);
   cudaMemsetAsync(a.histograms, 0, static_cast<size_t>(a.num_slots) * kBins * 4, stream);
   return true;
 }

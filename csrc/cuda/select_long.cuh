@@ -4,11 +4,7 @@
 //   the prefix found so far), then one pass that keeps the entries above the threshold and the
 //   first ties in index order; a segment whose keys fit kOnChipBytes is read once, into shared
 //   memory, and its rounds and mask read them there;
-// - longer: by every tile it covers, each adding its histogram into the segment's slot in
-//   memory (integer atomics: the counts do not depend on their order), one thread per slot
-//   choosing the digit (the first round's histograms come from the tile kernels' read:
-//   first_histogram.cuh); then, when the threshold's ties are split (not all kept), the ties of
-//   each tile are counted and scanned in tile order (when every tie is kept, nothing is read).
+// - longer: by every tile it covers (select_grid.cuh), which needs the slot state below.
 // At most one segment longer than block_max starts in any block_max entries, so its slot is
 // offsets[s] / block_max.
 #pragma once
@@ -41,11 +37,27 @@ struct SelectArgs {
   int64_t* slot_first_piece;
   int64_t* slot_ranked;    // after the rounds: the segment if its ties are split, else -1
   uint32_t* histograms;    // [num_slots, kBins]
+  int32_t* slot_phase;     // SlotPhase of the next round
+  int64_t* slot_count;     // candidates appended
+  void* candidates;        // keys (Traits::Bits), one per kCandidateDivisor entries
   int64_t* ties;           // [2 num_tiles]: ties of each tile's first and last piece
   int64_t* ties_before;    // their exclusive scan
   void* scan_temp;         // cub::DeviceScan's temporary storage
   size_t scan_temp_bytes;
 };
+
+// A grid-selected segment's phase in a round: its keys read from the buffer; read and the ones
+// that match the prefix appended to its candidates; read from the candidates.
+enum SlotPhase : int32_t { kRead = 0, kCompact = 1, kCandidates = 2 };
+
+// The candidates of segment s take the positions p of the buffer whose entries p * divisor lie
+// in s: [ceil(offsets[s] / divisor), offsets[s + 1] / divisor). Tile t holds those of its
+// segments among the positions t * kTile / kCandidateDivisor onwards.
+constexpr int64_t kCandidateDivisor = 32;
+static_assert(kTile % kCandidateDivisor == 0, "a tile holds whole candidate positions");
+__host__ __device__ constexpr int64_t candidates_start(int64_t seg_start) {
+  return (seg_start + kCandidateDivisor - 1) / kCandidateDivisor;
+}
 
 // Round r decides the key bits [shift, shift + width), 8 a round from the top.
 __host__ __device__ constexpr int round_shift(int key_bits, int r) {
@@ -235,90 +247,6 @@ __global__ __launch_bounds__(kThreads) void block_select_kernel(SelectArgs a) {
   __syncthreads();
   select_in_block<Traits>(a, SharedKeys<Traits>{on_chip, seg_start}, seg_start, seg_end, k,
                           shared);
-}
-
-// The piece `which` of tile t (0: its first segment's entries, 1: its last's, if another one)
-// when it belongs to a grid-selected segment: its slot, or -1; [start, end): its entries.
-__device__ __forceinline__ int64_t grid_piece(const SelectArgs& a, int64_t t, int which,
-                                              int64_t& start, int64_t& end) {
-  const int64_t first = a.tile_first[t];
-  const int64_t s = which == 0 ? first : a.tile_last[t];
-  if (which == 1 && s == first) return -1;
-  const int64_t seg_start = a.offsets[s], seg_end = a.offsets[s + 1];
-  if (seg_end - seg_start <= a.block_max) return -1;
-  const int64_t slot = seg_start / a.block_max;
-  if (a.slot_segment[slot] != s) return -1;
-  const int64_t tile_start = t * kTile;
-  start = seg_start > tile_start ? seg_start : tile_start;
-  const int64_t tile_end = tile_start + kTile < a.numel ? tile_start + kTile : a.numel;
-  end = seg_end < tile_end ? seg_end : tile_end;
-  return slot;
-}
-
-template <class Traits>
-__global__ __launch_bounds__(kThreads) void grid_histogram_kernel(SelectArgs a, int r) {
-  __shared__ uint32_t histogram[kBins];
-  const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
-  const auto* data = static_cast<const typename Traits::Bits*>(a.params);
-  for (int which = 0; which < 2; ++which) {
-    int64_t start = 0, end = 0;
-    const int64_t slot = grid_piece(a, blockIdx.x, which, start, end);
-    if (slot < 0) continue;
-    for (int b = threadIdx.x; b < kBins; b += kThreads) histogram[b] = 0;
-    __syncthreads();
-    const uint64_t decided = a.slot_prefix[slot];
-    for (int64_t index = start + threadIdx.x; index < end; index += kThreads) {
-      if (a.mask != nullptr && a.mask[index] == 0) continue;
-      const uint64_t key = Traits::key(data[index]);
-      if (matches(key, decided, shift, width)) {
-        atomicAdd(&histogram[(key >> shift) & ((1u << width) - 1)], 1u);
-      }
-    }
-    add_block_bins(histogram, a.histograms + slot * kBins);
-  }
-}
-
-// One thread per slot: the digit of round r, then the histogram zeroed for the next round; after
-// the last one, slot_ranked says whether the threshold's ties need ranks in index order.
-__global__ void grid_choose_kernel(SelectArgs a, int key_bits, int r);
-
-template <class Traits>
-__global__ __launch_bounds__(kThreads) void grid_ties_kernel(SelectArgs a) {
-  using Reduce = cub::BlockReduce<int64_t, kThreads>;
-  __shared__ typename Reduce::TempStorage reduce;
-  const auto* data = static_cast<const typename Traits::Bits*>(a.params);
-  for (int which = 0; which < 2; ++which) {
-    int64_t start = 0, end = 0;
-    const int64_t slot = grid_piece(a, blockIdx.x, which, start, end);
-    int64_t ties = 0;
-    if (slot >= 0) {
-      const uint64_t threshold = a.slot_prefix[slot];
-      for (int64_t index = start + threadIdx.x; index < end; index += kThreads) {
-        const bool live = a.mask == nullptr || a.mask[index] != 0;
-        ties += live && Traits::key(data[index]) == threshold ? 1 : 0;
-      }
-    }
-    ties = Reduce(reduce).Sum(ties);
-    if (threadIdx.x == 0) a.ties[2 * blockIdx.x + which] = slot >= 0 ? ties : 0;
-    __syncthreads();
-  }
-}
-
-template <class Traits>
-__global__ __launch_bounds__(kThreads) void grid_write_kernel(SelectArgs a) {
-  __shared__ typename cub::BlockScan<int64_t, kThreads>::TempStorage scan;
-  for (int which = 0; which < 2; ++which) {
-    int64_t start = 0, end = 0;
-    const int64_t slot = grid_piece(a, blockIdx.x, which, start, end);
-    if (slot < 0) continue;
-    // ties of the segment in the tiles before this one, in index order
-    const int64_t before = a.ties_before[2 * blockIdx.x + which] -
-                           a.ties_before[a.slot_first_piece[slot]];
-    const int64_t k = a.keep(a.slot_segment[slot]);
-    const ParamsKeys<Traits> params{static_cast<const typename Traits::Bits*>(a.params), a.mask};
-    write_in_order(a, params, start, end, a.slot_prefix[slot], before, a.slot_remaining[slot],
-                   k >= a.slot_total[slot], k == 0, scan);
-  }
 }
 
 }  // namespace sap_kernels::cuda

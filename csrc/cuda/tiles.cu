@@ -1,6 +1,6 @@
 // The kernels of the tile plan and of the grid-wide selection's digit choice (non-templates,
 // compiled once and shared by every op).
-#include "select_long.cuh"
+#include "select_grid.cuh"
 #include "tiles.cuh"
 
 namespace sap_kernels::cuda {
@@ -28,9 +28,19 @@ __global__ void grid_choose_kernel(SelectArgs a, int key_bits, int r) {
   const uint64_t digit = choose_digit(histogram, remaining);
   a.slot_prefix[slot] |= digit << round_shift(key_bits, r);
   a.slot_remaining[slot] = remaining;
-  if (r == radix_rounds(key_bits) - 1) {  // the chosen bin holds the keys equal to the threshold
-    const bool every_tie_kept = histogram[digit] == remaining;
-    a.slot_ranked[slot] = every_tie_kept ? -1 : a.slot_segment[slot];
+  // the chosen bin holds the keys that match the prefix now (after the last round, the ties)
+  const int64_t matching = histogram[digit];
+  const int64_t s = a.slot_segment[slot];
+  const int64_t capacity = a.offsets[s + 1] / kCandidateDivisor - candidates_start(a.offsets[s]);
+  if (a.slot_phase[slot] == kCompact) {
+    a.slot_phase[slot] = kCandidates;
+  } else if (a.slot_phase[slot] == kRead && r + 2 < radix_rounds(key_bits) &&
+             matching <= capacity) {
+    a.slot_phase[slot] = kCompact;  // a round after the next remains to read the candidates
+  }
+  if (r == radix_rounds(key_bits) - 1) {
+    const bool every_tie_kept = matching == remaining;
+    a.slot_ranked[slot] = every_tie_kept ? -1 : s;
   }
   for (int b = 0; b < kBins; ++b) histogram[b] = 0;  // for the next round
 }

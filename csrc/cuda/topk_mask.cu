@@ -41,11 +41,11 @@ void launch(const SelectArgs& a, cudaStream_t stream) {
 
 }  // namespace
 
-size_t topk_mask_cuda_workspace_bytes(int64_t numel, int64_t num_segments) {
+size_t topk_mask_cuda_workspace_bytes(int64_t numel, int64_t num_segments, ScalarType dtype) {
   (void)num_segments;
   const int64_t tiles = ceil_div(numel, kTile);
   return 2 * Workspace::bytes_for<int64_t>(tiles) +
-         select_workspace_bytes(numel, tiles, kBlockSelectMax);
+         select_workspace_bytes(numel, tiles, kBlockSelectMax, dtype);
 }
 
 // Fills a's tile plan and selection slots from the workspace; false when it is too small.
@@ -59,7 +59,7 @@ bool prepare_selection(const SegmentedBuffer& input, SelectArgs& a, Workspace& w
   a.block_max = kBlockSelectMax;
   int64_t* first = workspace.take<int64_t>(a.num_tiles);
   int64_t* last = workspace.take<int64_t>(a.num_tiles);
-  if (!take_select_workspace(workspace, a, stream)) return false;
+  if (!take_select_workspace(workspace, a, input.dtype, stream)) return false;
   a.tile_first = first;
   a.tile_last = last;
   const unsigned plan_blocks = static_cast<unsigned>(ceil_div(a.num_tiles, kThreads));

@@ -11,6 +11,9 @@ SEGMENT_BLOCK = 1024
 # most this many entries is selected by one program (radix rounds over its entries); a longer one
 # by all the tiles it covers, with one histogram per round in memory (a power of two).
 BLOCK_SELECT_MAX = 1 << 16
+# The segments selected by all their tiles keep the keys that still match, once they are few,
+# in a buffer of one key per this many entries of the buffer (a power of two dividing TILE).
+CANDIDATE_DIVISOR = 32
 # One that crosses tiles and has at most this many entries (half as many float64) is read once,
 # into the program's registers, for all its rounds (a power of two): 16 a thread at NUM_WARPS.
 BLOCK_ON_CHIP = 4096

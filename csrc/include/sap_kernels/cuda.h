@@ -29,7 +29,7 @@ int segmented_power_sums_cuda(const SegmentedBuffer& input, double p, double q,
 
 // The mask keeping min(keep[s], d) live entries of largest |w| per segment (keep: device).
 // Params must be finite where live.
-size_t topk_mask_cuda_workspace_bytes(int64_t numel, int64_t num_segments);
+size_t topk_mask_cuda_workspace_bytes(int64_t numel, int64_t num_segments, ScalarType dtype);
 int segmented_topk_mask_cuda(const SegmentedBuffer& input, const int64_t* keep, uint8_t* out,
                              const CudaLaunch& launch);
 
