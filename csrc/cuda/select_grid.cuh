@@ -50,6 +50,19 @@ __device__ void candidate_histogram(const SelectArgs& a, int64_t slot, int r,
   }
 }
 
+// Stages the key of every thread of the warp that matches, at consecutive places of staged:
+// one shared atomic a warp. All threads of the warp call it.
+template <class Bits>
+__device__ __forceinline__ void stage_key(bool match, Bits key, Bits* staged,
+                                          uint32_t& staged_count) {
+  const unsigned ballot = __ballot_sync(0xffffffffu, match);
+  const unsigned lane = threadIdx.x % 32;
+  uint32_t warp_base = 0;
+  if (lane == 0 && ballot != 0) warp_base = atomicAdd(&staged_count, __popc(ballot));
+  warp_base = __shfl_sync(0xffffffffu, warp_base, 0);
+  if (match) staged[warp_base + __popc(ballot & ((1u << lane) - 1))] = key;
+}
+
 // The keys a block staged on chip (count of them), appended to the slot's candidates.
 template <class Bits>
 __device__ void append_candidates(const SelectArgs& a, int64_t slot, const Bits* staged,
@@ -92,13 +105,14 @@ __global__ __launch_bounds__(kThreads) void grid_histogram_kernel(SelectArgs a, 
       continue;
     }
     const uint64_t decided = a.slot_prefix[slot];
-    for (int64_t index = start + threadIdx.x; index < end; index += kThreads) {
-      if (a.mask != nullptr && a.mask[index] == 0) continue;
-      const uint64_t key = Traits::key(data[index]);
-      if (matches(key, decided, shift, width)) {
-        atomicAdd(&histogram[(key >> shift) & ((1u << width) - 1)], 1u);
-        if (phase == kCompact) staged[atomicAdd(&staged_count, 1u)] = static_cast<Bits>(key);
-      }
+    // every thread takes the same number of steps, so that whole warps stage together
+    for (int64_t chunk = start; chunk < end; chunk += kThreads) {
+      const int64_t index = chunk + threadIdx.x;
+      const bool inside = index < end && (a.mask == nullptr || a.mask[index] != 0);
+      const uint64_t key = inside ? Traits::key(data[index]) : 0;
+      const bool match = inside && matches(key, decided, shift, width);
+      if (match) atomicAdd(&histogram[(key >> shift) & ((1u << width) - 1)], 1u);
+      if (phase == kCompact) stage_key(match, static_cast<Bits>(key), staged, staged_count);
     }
     add_block_bins(histogram, a.histograms + slot * kBins);
     if (phase == kCompact) append_candidates(a, slot, staged, staged_count, base);
