@@ -70,3 +70,25 @@ def test_large_buffers(backend: str, layout: str, dtype: torch.dtype) -> None:
     assert torch.equal(step.count, count) and torch.equal(step.n_prune, n_prune)
     composed = sk.segmented_topk_mask(gpu, seg, count - n_prune, gpu_mask, backend=backend)
     assert torch.equal(step.mask, composed), "sap_step mask != the composed ops' mask"
+
+
+@pytest.mark.parametrize("values", ["normal", "spread over binades"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+def test_long_segments_by_candidates(backend: str, dtype: torch.dtype, values: str) -> None:
+    """Segments selected by every tile they cover, with continuous values (no ties), so that
+    their last rounds read only the candidates left: from the third round on (normal values)
+    or the second (values spread over many binades, or a threshold in the top binade)."""
+    seg = sk.Segments.from_lengths([3_000_000, 65_537, 1_000_000])
+    generator = torch.Generator().manual_seed(6)
+    params = torch.randn(seg.numel, generator=generator, dtype=torch.float64)
+    if values != "normal":
+        params = (8 * params).exp()
+    params = params.to(dtype)
+    mask = torch.rand(seg.numel, generator=generator) < 0.9
+    live = per_segment_counts(mask, seg.offsets)
+    for keep in (live // 2, live // 50, live - 10, torch.ones_like(live)):
+        got = sk.segmented_topk_mask(params.cuda(), seg, keep.cuda(), mask.cuda(),
+                                     backend=backend).cpu()  # fmt: skip
+        want = reference.topk_mask(params, seg.offsets, keep, mask)
+        assert_masks_equal(got, want, params, seg.offsets, f"{backend} {values} topk")
