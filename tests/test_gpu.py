@@ -92,3 +92,22 @@ def test_long_segments_by_candidates(backend: str, dtype: torch.dtype, values: s
                                      backend=backend).cpu()  # fmt: skip
         want = reference.topk_mask(params, seg.offsets, keep, mask)
         assert_masks_equal(got, want, params, seg.offsets, f"{backend} {values} topk")
+
+
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+def test_segment_past_two_to_the_32(backend: str) -> None:
+    """One bfloat16 segment of 2^32 + 2^20 entries, nearly all of them equal, so that one bin of
+    its histograms counts past 2^32 (32-bit counts would wrap): the largest entries (at the end)
+    and the first ties in index order are kept, and the live count is right."""
+    if torch.cuda.get_device_properties(0).total_memory < 40 * 2**30:
+        pytest.skip("needs 40 GiB of GPU memory")
+    n, top, ties_kept = 2**32 + 2**20, 1000, 12_345
+    params = torch.ones(n, dtype=torch.bfloat16, device="cuda")
+    params[n - top :] = 2.0
+    seg = sk.Segments.from_lengths([n])
+    count = sk.segmented_power_sums(params, seg, 1.0, 2.0, backend=backend).count
+    assert int(count[0]) == n
+    keep = torch.tensor([top + ties_kept])
+    got = sk.segmented_topk_mask(params, seg, keep.cuda(), backend=backend)
+    assert bool(got[:ties_kept].all()) and bool(got[n - top :].all())
+    assert int(got.sum()) == top + ties_kept

@@ -1,4 +1,4 @@
-// The first radix round of the segments selected grid-wide (select_long.cuh), taken by the tile
+// The first radix round of the segments selected grid-wide (select_grid.cuh), taken by the tile
 // kernels that read every tile anyway: sap_step's power sums (sums.cuh, STEP) and
 // segmented_topk_mask's tile selection (topk_mask.cu). The grid-wide rounds then start at the
 // second, and the selection reads the buffer one time less. The bins are integer sums, so their
@@ -11,13 +11,16 @@ namespace sap_kernels::cuda {
 
 // Bins of a radix round (8 key bits); the first takes the top 8.
 constexpr int kBins = 256;
+// A count of the segments' histograms in memory: one segment may hold 2^32 entries and more
+// (the blocks' shared bins, of one piece each, are uint32).
+using BinCount = unsigned long long;
 
 // A block's shared histogram of a piece of one segment, added into the segment's histogram in
 // memory: the bins the piece filled (all threads of the block; synchronised before and after).
-__device__ __forceinline__ void add_block_bins(const uint32_t* bins, uint32_t* segment_bins) {
+__device__ __forceinline__ void add_block_bins(const uint32_t* bins, BinCount* segment_bins) {
   __syncthreads();
   for (int b = threadIdx.x; b < kBins; b += kThreads) {
-    if (bins[b] != 0) atomicAdd(&segment_bins[b], bins[b]);
+    if (bins[b] != 0) atomicAdd(&segment_bins[b], static_cast<BinCount>(bins[b]));
   }
   __syncthreads();
 }
@@ -28,7 +31,7 @@ __device__ __forceinline__ void add_block_bins(const uint32_t* bins, uint32_t* s
 // shared scratch of kBins counts.
 template <class Traits>
 __device__ void add_first_histograms(const int64_t* offsets, int64_t block_max,
-                                     uint32_t* histograms,
+                                     BinCount* histograms,
                                      const typename Traits::Bits bits[kItems],
                                      const bool live[kItems], const TilePieces& pieces,
                                      uint32_t* bins) {

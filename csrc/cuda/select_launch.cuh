@@ -1,6 +1,6 @@
 // Launching the selection of every segment once the keep counts are known: the segments that
-// cross tiles (select_long.cuh, select_grid.cuh), after the tile kernel has written the whole ones. Shared by
-// segmented_topk_mask_cuda and sap_step_cuda.
+// cross tiles (select_long.cuh, select_grid.cuh), after the tile kernel has written the whole
+// ones. Shared by segmented_topk_mask_cuda and sap_step_cuda.
 #pragma once
 
 #include <cub/device/device_scan.cuh>
@@ -49,7 +49,7 @@ inline size_t select_workspace_bytes(int64_t numel, int64_t num_tiles, int64_t b
                                      ScalarType dtype) {
   const int64_t slots = num_select_slots(numel, block_max);
   return 7 * Workspace::bytes_for<int64_t>(slots) + Workspace::bytes_for<int32_t>(slots) +
-         Workspace::bytes_for<uint32_t>(slots * kBins) +
+         Workspace::bytes_for<BinCount>(slots * kBins) +
          Workspace::bytes_for<char>(candidate_bytes(numel, dtype)) +
          2 * Workspace::bytes_for<int64_t>(2 * num_tiles) +
          Workspace::bytes_for<char>(static_cast<int64_t>(scan_temp_bytes(2 * num_tiles)));
@@ -68,7 +68,7 @@ inline bool take_select_workspace(Workspace& workspace, SelectArgs& a, ScalarTyp
   a.slot_ranked = workspace.take<int64_t>(a.num_slots);
   a.slot_count = workspace.take<int64_t>(a.num_slots);
   a.slot_phase = workspace.take<int32_t>(a.num_slots);
-  a.histograms = workspace.take<uint32_t>(a.num_slots * kBins);
+  a.histograms = workspace.take<BinCount>(a.num_slots * kBins);
   a.candidates = workspace.take<char>(candidate_bytes(a.numel, dtype));
   a.ties = workspace.take<int64_t>(2 * a.num_tiles);
   a.ties_before = workspace.take<int64_t>(2 * a.num_tiles);
@@ -81,7 +81,8 @@ inline bool take_select_workspace(Workspace& workspace, SelectArgs& a, ScalarTyp
   cudaMemsetAsync(a.slot_prefix, 0, slot_bytes, stream);
   cudaMemsetAsync(a.slot_count, 0, slot_bytes, stream);
   cudaMemsetAsync(a.slot_phase, 0, static_cast<size_t>(a.num_slots) * sizeof(int32_t), stream);
-  cudaMemsetAsync(a.histograms, 0, static_cast<size_t>(a.num_slots) * kBins * 4, stream);
+  cudaMemsetAsync(a.histograms, 0, static_cast<size_t>(a.num_slots) * kBins * sizeof(BinCount),
+                  stream);
   return true;
 }
 

@@ -36,7 +36,7 @@ struct SelectArgs {
   int64_t* slot_total;     // live entries
   int64_t* slot_first_piece;
   int64_t* slot_ranked;    // after the rounds: the segment if its ties are split, else -1
-  uint32_t* histograms;    // [num_slots, kBins]
+  BinCount* histograms;    // [num_slots, kBins]
   int32_t* slot_phase;     // SlotPhase of the next round
   int64_t* slot_count;     // candidates appended
   void* candidates;        // keys (Traits::Bits), one per kCandidateDivisor entries
@@ -74,16 +74,21 @@ __device__ __forceinline__ bool matches(uint64_t key, uint64_t prefix, int shift
 }
 
 // The digit whose bin holds the remaining-th largest key; remaining becomes the rank within it.
-__device__ __forceinline__ uint64_t choose_digit(const uint32_t* histogram, int64_t& remaining) {
+// (As the Triton backend's choose_digit: digit 0, remaining as it was, when remaining is 0 or
+// beyond every key: keep none or all, which the caller knows from k and the total.)
+template <class Count>
+__device__ __forceinline__ uint64_t choose_digit(const Count* histogram, int64_t& remaining) {
+  if (remaining <= 0) return 0;
   int64_t above = 0;
   for (int b = kBins - 1; b >= 0; --b) {
-    if (above + histogram[b] >= remaining) {
+    const auto in_bin = static_cast<int64_t>(histogram[b]);
+    if (above + in_bin >= remaining) {
       remaining -= above;
       return static_cast<uint64_t>(b);
     }
-    above += histogram[b];
+    above += in_bin;
   }
-  return 0;  // remaining beyond every key (keep all): the caller knows from the total
+  return 0;
 }
 
 __device__ __forceinline__ bool kept_entry(bool live, uint64_t key, uint64_t threshold,

@@ -58,7 +58,7 @@ struct SumsArgs {
   int64_t* prune;    // sap_step
   CountRule rule;    // sap_step
   uint8_t* out;      // sap_step: the mask
-  uint32_t* first_histograms;  // sap_step: the first radix round's (first_histogram.cuh)
+  BinCount* first_histograms;  // sap_step: the first radix round's (first_histogram.cuh)
   int64_t block_max;           // sap_step: longer segments are selected grid-wide
   int32_t* nonfinite;
 };

@@ -18,7 +18,7 @@ __global__ void tile_plan_kernel(const int64_t* offsets, int64_t num_segments, i
 __global__ void grid_choose_kernel(SelectArgs a, int key_bits, int r) {
   const int64_t slot = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (slot >= a.num_slots || a.slot_segment[slot] < 0) return;
-  uint32_t* histogram = a.histograms + slot * kBins;
+  BinCount* histogram = a.histograms + slot * kBins;
   if (r == 0) {
     int64_t total = 0;
     for (int b = 0; b < kBins; ++b) total += histogram[b];
@@ -29,7 +29,7 @@ __global__ void grid_choose_kernel(SelectArgs a, int key_bits, int r) {
   a.slot_prefix[slot] |= digit << round_shift(key_bits, r);
   a.slot_remaining[slot] = remaining;
   // the chosen bin holds the keys that match the prefix now (after the last round, the ties)
-  const int64_t matching = histogram[digit];
+  const auto matching = static_cast<int64_t>(histogram[digit]);
   const int64_t s = a.slot_segment[slot];
   const int64_t capacity = a.offsets[s + 1] / kCandidateDivisor - candidates_start(a.offsets[s]);
   if (a.slot_phase[slot] == kCompact) {
@@ -39,7 +39,8 @@ __global__ void grid_choose_kernel(SelectArgs a, int key_bits, int r) {
     a.slot_phase[slot] = kCompact;  // a round after the next remains to read the candidates
   }
   if (r == radix_rounds(key_bits) - 1) {
-    const bool every_tie_kept = matching == remaining;
+    // (when remaining is beyond every key, every entry is kept)
+    const bool every_tie_kept = matching == remaining || remaining >= a.slot_total[slot];
     a.slot_ranked[slot] = every_tie_kept ? -1 : s;
   }
   for (int b = 0; b < kBins; ++b) histogram[b] = 0;  // for the next round

@@ -91,7 +91,7 @@ def _grid_piece(
 def _add_histogram(histograms, slot, digits, match):
     """Adds the piece's histogram of the digit into its slot's: only the bins it fills (after
     the first rounds most pieces fill none)."""
-    counts = tl.histogram(digits, BINS, mask=match)
+    counts = tl.histogram(digits, BINS, mask=match).to(tl.int64)
     tl.atomic_add(histograms + slot * BINS + tl.arange(0, BINS), counts, mask=counts > 0)
 
 
@@ -167,7 +167,7 @@ def _grid_choose_kernel(
         shift: tl.constexpr = max(KEY_BITS - 8 * r - 8, 0)
         bins = slot * BINS + tl.arange(0, BINS)
         histogram = tl.load(histograms + bins)
-        tl.store(histograms + bins, tl.zeros([BINS], tl.int32))  # for the next round
+        tl.store(histograms + bins, tl.zeros([BINS], tl.int64))  # for the next round
         if r == 0:
             tl.store(slot_total + slot, tl.sum(histogram, 0).to(tl.int64))
         remaining = tl.load(slot_remaining + slot)
@@ -184,8 +184,9 @@ def _grid_choose_kernel(
             capacity = tl.load(offsets + s + 1) // DIVISOR - region_start
             if (phase == READ) & (matching <= capacity):
                 tl.store(slot_phase + slot, COMPACT)
-        if LAST:
-            every_tie_kept = matching == remaining - above
+        if LAST:  # (when remaining is beyond every key, every entry is kept)
+            rank = remaining - above
+            every_tie_kept = (matching == rank) | (rank >= tl.load(slot_total + slot))
             tl.store(slot_ranked + slot, tl.where(every_tie_kept, -1, s))
 
 

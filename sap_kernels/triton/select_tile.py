@@ -18,7 +18,7 @@ from .tiles import segment_ids
 
 # hi word of an entry that takes no part: above 2 * piece + 1 for every piece of a tile
 NOT_WHOLE = tl.constexpr(1 << 17)
-# Bins of a radix round (8 bits of the key; topk_mask.py's rounds too).
+# Bins of a radix round (8 bits of the key; the rounds of topk_mask.py and select_grid.py too).
 BINS = tl.constexpr(256)
 
 
@@ -75,11 +75,11 @@ def _add_first_histogram(
 ):  # fmt: skip
     """Adds the first radix round's histogram (the top 8 key bits) of the live entries in_piece
     to the slot of their segment s when it is selected grid-wide (longer than BLOCK_MAX), so that
-    the rounds of topk_mask.py start at the second (integer sums: their order does not matter)."""
+    the rounds of select_grid.py start at the second (integer sums: their order does not matter)."""
     seg_start = tl.load(offsets + s)
     if tl.load(offsets + s + 1) - seg_start > BLOCK_MAX:
         shift: tl.constexpr = KEY_BITS - 8
-        counts = tl.histogram((key >> shift).to(tl.int32), BINS, mask=in_piece)
+        counts = tl.histogram((key >> shift).to(tl.int32), BINS, mask=in_piece).to(tl.int64)
         bins = (seg_start // BLOCK_MAX) * BINS + tl.arange(0, BINS)
         tl.atomic_add(histograms + bins, counts, mask=counts > 0)
 

@@ -147,7 +147,8 @@ def segmented_topk_mask(
     num_slots = numel // block_max + 1
     has_grid = numel > block_max  # a segment may be longer than block_max: the grid-wide rounds
     # their first round's histograms, from the tile kernel's read
-    histograms = torch.zeros(num_slots * BINS if has_grid else 1, dtype=torch.int32, device=device)
+    # int64 counts: one segment may hold 2^31 entries and more
+    histograms = torch.zeros(num_slots * BINS if has_grid else 1, dtype=torch.int64, device=device)
     _select_in_tile_kernel[grid](
         params, mask_arg, offsets, plan.first, plan.last, keep, out, numel, histograms,
         LOG_TILE=plan.tile.bit_length() - 1, BLOCK=config.SEGMENT_BLOCK, BLOCK_MAX=block_max,
