@@ -208,10 +208,11 @@ LONG_VALUES = {
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("values", LONG_VALUES)
 def test_long_segments_by_candidates(values: str, dtype: torch.dtype) -> None:
-    """Segments selected by every tile they cover, their rounds over the candidates from the
-    second round on (values spread over many binades), from the third (normal), or never (three
-    values: the matching keys never fit): masks equal the oracle for k from 1 to d - 1."""
-    seg = sk.Segments.from_lengths([5, 700, 40, 300])
+    """Segments selected by every tile they cover (700, 300 entries) or by one program in chunks
+    (40, 60), their rounds over the candidates from the second round on (values spread over many
+    binades), from the third (normal), or never (three values: the matching keys never fit):
+    masks equal the oracle for k from 1 to d - 1."""
+    seg = sk.Segments.from_lengths([5, 700, 40, 300, 60])
     gen = torch.Generator().manual_seed(2)
     params = LONG_VALUES[values](seg.numel, gen).to(dtype)
     for m in (None, torch.rand(seg.numel, generator=gen) < 0.7):

@@ -50,19 +50,6 @@ __device__ void candidate_histogram(const SelectArgs& a, int64_t slot, int r,
   }
 }
 
-// Stages the key of every thread of the warp that matches, at consecutive places of staged:
-// one shared atomic a warp. All threads of the warp call it.
-template <class Bits>
-__device__ __forceinline__ void stage_key(bool match, Bits key, Bits* staged,
-                                          uint32_t& staged_count) {
-  const unsigned ballot = __ballot_sync(0xffffffffu, match);
-  const unsigned lane = threadIdx.x % 32;
-  uint32_t warp_base = 0;
-  if (lane == 0 && ballot != 0) warp_base = atomicAdd(&staged_count, __popc(ballot));
-  warp_base = __shfl_sync(0xffffffffu, warp_base, 0);
-  if (match) staged[warp_base + __popc(ballot & ((1u << lane) - 1))] = key;
-}
-
 // The keys a block staged on chip (count of them), appended to the slot's candidates.
 template <class Bits>
 __device__ void append_candidates(const SelectArgs& a, int64_t slot, const Bits* staged,

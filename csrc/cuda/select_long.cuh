@@ -3,7 +3,8 @@
 //   8 bits over the bits of |w| (a shared histogram of the digit among the entries that match
 //   the prefix found so far), then one pass that keeps the entries above the threshold and the
 //   first ties in index order; a segment whose keys fit kOnChipBytes is read once, into shared
-//   memory, and its rounds and mask read them there;
+//   memory, and its rounds and mask read them there; a longer one's keys that still match the
+//   prefix are staged there once they fit, and the later rounds read only those;
 // - longer: by every tile it covers (select_grid.cuh), which needs the slot state below.
 // At most one segment longer than block_max starts in any block_max entries, so its slot is
 // offsets[s] / block_max.
@@ -171,33 +172,80 @@ __device__ int64_t write_in_order(const SelectArgs& a, const Source& source, int
   return ties_before;
 }
 
+// Stages the key of every thread of the warp that matches, at consecutive places of staged:
+// one shared atomic a warp. All threads of the warp call it.
+template <class Bits>
+__device__ __forceinline__ void stage_key(bool match, Bits key, Bits* staged,
+                                          uint32_t& staged_count) {
+  const unsigned ballot = __ballot_sync(0xffffffffu, match);
+  const unsigned lane = threadIdx.x % 32;
+  uint32_t warp_base = 0;
+  if (lane == 0 && ballot != 0) warp_base = atomicAdd(&staged_count, __popc(ballot));
+  warp_base = __shfl_sync(0xffffffffu, warp_base, 0);
+  if (match) staged[warp_base + __popc(ballot & ((1u << lane) - 1))] = key;
+}
+
 struct BlockSelection {
   uint32_t histogram[kBins];
   uint64_t prefix;
   int64_t remaining;
   int64_t total;
+  int32_t phase;    // SlotPhase of the round
+  uint32_t staged;  // keys compacted on chip
   typename cub::BlockScan<int64_t, kThreads>::TempStorage scan;
 };
 
+// Adds round r's histogram of the keys of source[seg_start, seg_end) that match the prefix
+// decided; with `compact`, stages those keys in `staged` too (all threads of the block, each
+// taking the same steps).
+template <class Traits, class Source>
+__device__ void add_round_histogram(const Source& source, int64_t seg_start, int64_t seg_end,
+                                    uint64_t decided, int r, bool compact,
+                                    typename Traits::Bits* staged, BlockSelection& shared) {
+  const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
+  for (int64_t chunk = seg_start; chunk < seg_end; chunk += kThreads) {
+    const int64_t index = chunk + threadIdx.x;
+    uint64_t key = 0;
+    const bool match =
+        index < seg_end && source.at(index, key) && matches(key, decided, shift, width);
+    if (match) atomicAdd(&shared.histogram[(key >> shift) & ((1u << width) - 1)], 1u);
+    if (compact) {
+      stage_key(match, static_cast<typename Traits::Bits>(key), staged, shared.staged);
+    }
+  }
+}
+
 // Selects the segment [seg_start, seg_end) keeping k (all threads of the block): radix rounds
-// over the keys of source, then the mask.
+// over the keys of source, then the mask. With room for `capacity` keys on chip (`staged`),
+// once the keys that match the prefix fit there, the next round stages them and the rounds
+// after it read only those (as the segments selected grid-wide do, select_grid.cuh).
 template <class Traits, class Source>
 __device__ void select_in_block(const SelectArgs& a, const Source& source, int64_t seg_start,
-                                int64_t seg_end, int64_t k, BlockSelection& shared) {
+                                int64_t seg_end, int64_t k, BlockSelection& shared,
+                                typename Traits::Bits* staged = nullptr, int64_t capacity = 0) {
+  constexpr int kRounds = radix_rounds(Traits::kKeyBits);
   if (threadIdx.x == 0) {
     shared.prefix = 0;
     shared.remaining = k;
+    shared.phase = kRead;
+    shared.staged = 0;
   }
-  for (int r = 0; r < radix_rounds(Traits::kKeyBits); ++r) {
+  for (int r = 0; r < kRounds; ++r) {
     const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
     for (int b = threadIdx.x; b < kBins; b += kThreads) shared.histogram[b] = 0;
     __syncthreads();
     const uint64_t decided = shared.prefix;
-    for (int64_t index = seg_start + threadIdx.x; index < seg_end; index += kThreads) {
-      uint64_t key = 0;
-      if (source.at(index, key) && matches(key, decided, shift, width)) {
-        atomicAdd(&shared.histogram[(key >> shift) & ((1u << width) - 1)], 1u);
+    const int32_t phase = shared.phase;
+    if (phase == kCandidates) {
+      for (uint32_t i = threadIdx.x; i < shared.staged; i += kThreads) {
+        const uint64_t key = staged[i];
+        if (matches(key, decided, shift, width)) {
+          atomicAdd(&shared.histogram[(key >> shift) & ((1u << width) - 1)], 1u);
+        }
       }
+    } else {
+      add_round_histogram<Traits>(source, seg_start, seg_end, decided, r, phase == kCompact,
+                                  staged, shared);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -207,8 +255,14 @@ __device__ void select_in_block(const SelectArgs& a, const Source& source, int64
         shared.total = sum;
       }
       int64_t left = shared.remaining;
-      shared.prefix = decided | (choose_digit(shared.histogram, left) << shift);
+      const uint64_t digit = choose_digit(shared.histogram, left);
+      shared.prefix = decided | (digit << shift);
       shared.remaining = left;
+      if (phase == kCompact) {
+        shared.phase = kCandidates;
+      } else if (phase == kRead && r + 2 < kRounds && shared.histogram[digit] <= capacity) {
+        shared.phase = kCompact;  // a round after the next remains to read the staged keys
+      }
     }
     __syncthreads();
   }
@@ -241,8 +295,8 @@ __global__ __launch_bounds__(kThreads) void block_select_kernel(SelectArgs a) {
     return;
   }
   const ParamsKeys<Traits> params{static_cast<const Bits*>(a.params), a.mask};
-  if (seg_end - seg_start > kOnChip) {
-    return select_in_block<Traits>(a, params, seg_start, seg_end, k, shared);
+  if (seg_end - seg_start > kOnChip) {  // the on-chip room takes the keys that still match
+    return select_in_block<Traits>(a, params, seg_start, seg_end, k, shared, on_chip, kOnChip);
   }
   for (int64_t index = seg_start + threadIdx.x; index < seg_end; index += kThreads) {
     uint64_t key = 0;

@@ -9,6 +9,13 @@ import triton.language as tl
 
 from .select_tile import BINS
 
+# A segment's phase in a round of the selections that read it more than once (select_grid.py,
+# topk_mask.py's by chunks): its keys read from the buffer; read, and the ones that match the
+# prefix appended to its candidates; read from the candidates.
+READ = tl.constexpr(0)
+COMPACT = tl.constexpr(1)
+CANDIDATES = tl.constexpr(2)
+
 
 @triton.jit
 def round_digits(key, live, prefix, r: tl.constexpr, KEY_BITS: tl.constexpr):

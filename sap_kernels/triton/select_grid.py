@@ -25,14 +25,8 @@ import triton.language as tl
 
 from . import config
 from .finalize import live_values
-from .radix import choose_digit, round_digits, write_kept
+from .radix import CANDIDATES, COMPACT, READ, choose_digit, round_digits, write_kept
 from .select_tile import BINS, selection_key
-
-# A slot's phase in a round: its keys read from the buffer, read and the matching ones appended
-# to the candidates, or read from the candidates.
-READ = tl.constexpr(0)
-COMPACT = tl.constexpr(1)
-CANDIDATES = tl.constexpr(2)
 
 
 @triton.jit
@@ -238,7 +232,9 @@ def candidate_buffer(numel: int, key_bits: int, rounds: int, device) -> torch.Te
     return torch.empty(size, dtype=torch.int32 if key_bits <= 31 else torch.int64, device=device)
 
 
-def grid_select(params, mask_arg, offsets, plan, keep, out, slot, histograms, block_max, common):
+def grid_select(
+    params, mask_arg, offsets, plan, keep, out, slot, histograms, candidates, block_max, common
+):  # fmt: skip
     """The rounds of the segments longer than block_max, the first round's histograms given;
     then their masks."""
     numel, grid = params.numel(), (plan.num_tiles,)
@@ -249,7 +245,6 @@ def grid_select(params, mask_arg, offsets, plan, keep, out, slot, histograms, bl
     ranked = torch.full((num_slots,), -1, dtype=torch.int64, device=device)
     phase = torch.zeros(num_slots, dtype=torch.int32, device=device)
     count = torch.zeros(num_slots, dtype=torch.int64, device=device)
-    candidates = candidate_buffer(numel, key_bits, rounds, device)
     divisor = config.CANDIDATE_DIVISOR
     where = (offsets, plan.first, plan.last, numel)
     for r in range(rounds):

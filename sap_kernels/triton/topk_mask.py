@@ -23,8 +23,8 @@ import triton.language as tl
 
 from . import config
 from .finalize import live_values
-from .radix import choose_digit, round_digits, write_kept
-from .select_grid import grid_select
+from .radix import CANDIDATES, COMPACT, READ, choose_digit, round_digits, write_kept
+from .select_grid import candidate_buffer, grid_select
 from .select_tile import BINS, _select_in_tile_kernel, selection_key
 from .tiles import tile_plan
 
@@ -35,9 +35,10 @@ CHUNK = tl.constexpr(1024)  # entries a program reads per step when it walks a w
 @triton.jit
 def _select_block_kernel(
     buffer, mask, offsets, tile_last, keep, out, numel,
-    slot_segment, slot_remaining, slot_start_piece, tile_first,
+    slot_segment, slot_remaining, slot_start_piece, tile_first, candidates,
     HAS_MASK: tl.constexpr, KEY_BITS: tl.constexpr, TILE: tl.constexpr,
     BLOCK_MAX: tl.constexpr, ON_CHIP: tl.constexpr, ROUNDS: tl.constexpr,
+    DIVISOR: tl.constexpr,
 ):  # fmt: skip
     """The segment that starts in tile t and crosses its end: selected here if it is short
     enough (on chip if shorter still), else its slot of the grid-wide selection is set up."""
@@ -60,7 +61,8 @@ def _select_block_kernel(
             )  # fmt: skip
         else:
             _select_by_chunks(
-                buffer, mask, out, seg_start, seg_end, k, HAS_MASK, KEY_BITS, ROUNDS
+                buffer, mask, out, candidates, seg_start, seg_end, k, HAS_MASK, KEY_BITS, ROUNDS,
+                DIVISOR,
             )  # fmt: skip
 
 
@@ -88,26 +90,52 @@ def _select_on_chip(
 
 @triton.jit
 def _select_by_chunks(
-    buffer, mask, out, seg_start, seg_end, k, HAS_MASK: tl.constexpr, KEY_BITS: tl.constexpr,
-    ROUNDS: tl.constexpr,
+    buffer, mask, out, candidates, seg_start, seg_end, k, HAS_MASK: tl.constexpr,
+    KEY_BITS: tl.constexpr, ROUNDS: tl.constexpr, DIVISOR: tl.constexpr,
 ):  # fmt: skip
-    """Selects a segment CHUNK entries at a time: every round reads it again, then the mask."""
+    """Selects a segment CHUNK entries at a time: every round reads it again until the keys that
+    match the prefix fit its share of the candidates (one key per DIVISOR entries, as
+    select_grid.py's); the next round appends them there and the rounds after it read only
+    those. Then the mask."""
     prefix = tl.zeros([], tl.int64)
     remaining = k
     total = tl.zeros([], tl.int64)
+    region_start = (seg_start + DIVISOR - 1) // DIVISOR
+    capacity = seg_end // DIVISOR - region_start
+    phase = tl.zeros([], tl.int32) + READ
+    count = tl.zeros([], tl.int64)
     for r in tl.static_range(ROUNDS):
         histogram = tl.zeros([BINS], tl.int32)
-        for chunk in range(seg_start, seg_end, CHUNK):
-            offs = chunk + tl.arange(0, CHUNK)
-            x, live = live_values(buffer, mask, offs, offs < seg_end, HAS_MASK)
-            key = selection_key(x, KEY_BITS)
-            digits, match = round_digits(key, live, prefix, r, KEY_BITS)
-            histogram += tl.histogram(digits, BINS, mask=match)
+        if phase == CANDIDATES:
+            for chunk in range(0, count, CHUNK):
+                position = chunk + tl.arange(0, CHUNK)
+                valid = position < count
+                key = tl.load(candidates + region_start + position, mask=valid, other=0)
+                digits, match = round_digits(key.to(tl.int64), valid, prefix, r, KEY_BITS)
+                histogram += tl.histogram(digits, BINS, mask=match)
+        else:
+            for chunk in range(seg_start, seg_end, CHUNK):
+                offs = chunk + tl.arange(0, CHUNK)
+                x, live = live_values(buffer, mask, offs, offs < seg_end, HAS_MASK)
+                key = selection_key(x, KEY_BITS)
+                digits, match = round_digits(key, live, prefix, r, KEY_BITS)
+                histogram += tl.histogram(digits, BINS, mask=match)
+                if phase == COMPACT:
+                    ones = match.to(tl.int64)
+                    position = region_start + count + tl.cumsum(ones, 0) - ones
+                    stored = key.to(candidates.dtype.element_ty)
+                    tl.store(candidates + position, stored, mask=match)
+                    count += tl.sum(ones, 0)
         if r == 0:
             total = tl.sum(histogram, 0).to(tl.int64)
         digit, above = choose_digit(histogram, remaining)
         prefix = prefix | (digit << max(KEY_BITS - 8 * r - 8, 0))
         remaining = remaining - above
+        matching = tl.sum(tl.where(tl.arange(0, BINS) == digit, histogram, 0), 0).to(tl.int64)
+        next_phase = tl.where(phase == COMPACT, CANDIDATES, phase)
+        if r + 2 < ROUNDS:  # a round after the next remains to read the candidates
+            next_phase = tl.where((phase == READ) & (matching <= capacity), COMPACT, next_phase)
+        phase = next_phase
     keep_all = k >= total
     keep_none = k == 0
     ties_before = tl.zeros([], tl.int64)
@@ -159,14 +187,16 @@ def segmented_topk_mask(
                          device=device)
         for name in ("segment", "prefix", "remaining", "total", "start_piece")
     }  # fmt: skip
+    candidates = candidate_buffer(numel, key_bits, rounds, device)
     _select_block_kernel[grid](
         params, mask_arg, offsets, plan.last, keep, out, numel,
-        slot["segment"], slot["remaining"], slot["start_piece"], plan.first,
-        BLOCK_MAX=block_max, ON_CHIP=on_chip, ROUNDS=rounds,
+        slot["segment"], slot["remaining"], slot["start_piece"], plan.first, candidates,
+        BLOCK_MAX=block_max, ON_CHIP=on_chip, ROUNDS=rounds, DIVISOR=config.CANDIDATE_DIVISOR,
         **common, num_warps=config.NUM_WARPS,
     )  # fmt: skip
     if has_grid:
         grid_select(
-            params, mask_arg, offsets, plan, keep, out, slot, histograms, block_max, common
+            params, mask_arg, offsets, plan, keep, out, slot, histograms, candidates, block_max,
+            common,
         )  # fmt: skip
     return out
