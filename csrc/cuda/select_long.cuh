@@ -260,7 +260,8 @@ __device__ void select_in_block(const SelectArgs& a, const Source& source, int64
       shared.remaining = left;
       if (phase == kCompact) {
         shared.phase = kCandidates;
-      } else if (phase == kRead && r + 2 < kRounds && shared.histogram[digit] <= capacity) {
+      } else if (phase == kRead && staged != nullptr && r + 2 < kRounds &&
+                 shared.histogram[digit] <= capacity) {
         shared.phase = kCompact;  // a round after the next remains to read the staged keys
       }
     }
