@@ -76,10 +76,11 @@ def test_large_buffers(backend: str, layout: str, dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
 def test_long_segments_by_candidates(backend: str, dtype: torch.dtype, values: str) -> None:
-    """Segments selected by every tile they cover, with continuous values (no ties), so that
-    their last rounds read only the candidates left: from the third round on (normal values)
-    or the second (values spread over many binades, or a threshold in the top binade)."""
-    seg = sk.Segments.from_lengths([3_000_000, 65_537, 1_000_000])
+    """Segments selected by every tile they cover (past 65536 entries) or by one block / program
+    (16384, 60000: past the on-chip room), with continuous values (no ties), so that their last
+    rounds read only the candidates left: from the third round on (normal values) or the second
+    (values spread over many binades, or a threshold in the top binade)."""
+    seg = sk.Segments.from_lengths([3_000_000, 16_384, 65_537, 60_000, 1_000_000])
     generator = torch.Generator().manual_seed(6)
     params = torch.randn(seg.numel, generator=generator, dtype=torch.float64)
     if values != "normal":

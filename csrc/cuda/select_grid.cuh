@@ -62,8 +62,13 @@ __device__ void append_candidates(const SelectArgs& a, int64_t slot, const Bits*
                                           static_cast<unsigned long long>(count)));
   }
   __syncthreads();
+  // They fit by construction (the last round's chosen bin counted them); the region's end
+  // bounds the stores all the same.
   auto* keys = static_cast<Bits*>(a.candidates);
-  for (uint32_t i = threadIdx.x; i < count; i += kThreads) keys[base + i] = staged[i];
+  const int64_t region_end = a.offsets[a.slot_segment[slot] + 1] / kCandidateDivisor;
+  for (uint32_t i = threadIdx.x; i < count; i += kThreads) {
+    if (base + i < region_end) keys[base + i] = staged[i];
+  }
 }
 
 // Round r's histogram of each grid-selected piece of tile t: from the candidates once the slot
@@ -99,7 +104,9 @@ __global__ __launch_bounds__(kThreads) void grid_histogram_kernel(SelectArgs a, 
       const uint64_t key = inside ? Traits::key(data[index]) : 0;
       const bool match = inside && matches(key, decided, shift, width);
       if (match) atomicAdd(&histogram[(key >> shift) & ((1u << width) - 1)], 1u);
-      if (phase == kCompact) stage_key(match, static_cast<Bits>(key), staged, staged_count);
+      if (phase == kCompact) {
+        stage_key(match, static_cast<Bits>(key), staged, staged_count, kTile);
+      }
     }
     add_block_bins(histogram, a.histograms + slot * kBins);
     if (phase == kCompact) append_candidates(a, slot, staged, staged_count, base);

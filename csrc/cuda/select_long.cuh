@@ -172,17 +172,19 @@ __device__ int64_t write_in_order(const SelectArgs& a, const Source& source, int
   return ties_before;
 }
 
-// Stages the key of every thread of the warp that matches, at consecutive places of staged:
-// one shared atomic a warp. All threads of the warp call it.
+// Stages the key of every thread of the warp that matches, at consecutive places of staged
+// (room for capacity; the callers' counts fit it by construction, the bound keeps the stores
+// inside all the same): one shared atomic a warp. All threads of the warp call it.
 template <class Bits>
 __device__ __forceinline__ void stage_key(bool match, Bits key, Bits* staged,
-                                          uint32_t& staged_count) {
+                                          uint32_t& staged_count, uint32_t capacity) {
   const unsigned ballot = __ballot_sync(0xffffffffu, match);
   const unsigned lane = threadIdx.x % 32;
   uint32_t warp_base = 0;
   if (lane == 0 && ballot != 0) warp_base = atomicAdd(&staged_count, __popc(ballot));
   warp_base = __shfl_sync(0xffffffffu, warp_base, 0);
-  if (match) staged[warp_base + __popc(ballot & ((1u << lane) - 1))] = key;
+  const uint32_t place = warp_base + __popc(ballot & ((1u << lane) - 1));
+  if (match && place < capacity) staged[place] = key;
 }
 
 struct BlockSelection {
@@ -201,7 +203,8 @@ struct BlockSelection {
 template <class Traits, class Source>
 __device__ void add_round_histogram(const Source& source, int64_t seg_start, int64_t seg_end,
                                     uint64_t decided, int r, bool compact,
-                                    typename Traits::Bits* staged, BlockSelection& shared) {
+                                    typename Traits::Bits* staged, uint32_t capacity,
+                                    BlockSelection& shared) {
   const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
   for (int64_t chunk = seg_start; chunk < seg_end; chunk += kThreads) {
     const int64_t index = chunk + threadIdx.x;
@@ -210,7 +213,7 @@ __device__ void add_round_histogram(const Source& source, int64_t seg_start, int
         index < seg_end && source.at(index, key) && matches(key, decided, shift, width);
     if (match) atomicAdd(&shared.histogram[(key >> shift) & ((1u << width) - 1)], 1u);
     if (compact) {
-      stage_key(match, static_cast<typename Traits::Bits>(key), staged, shared.staged);
+      stage_key(match, static_cast<typename Traits::Bits>(key), staged, shared.staged, capacity);
     }
   }
 }
@@ -237,7 +240,8 @@ __device__ void select_in_block(const SelectArgs& a, const Source& source, int64
     const uint64_t decided = shared.prefix;
     const int32_t phase = shared.phase;
     if (phase == kCandidates) {
-      for (uint32_t i = threadIdx.x; i < shared.staged; i += kThreads) {
+      const uint32_t count = min(shared.staged, static_cast<uint32_t>(capacity));
+      for (uint32_t i = threadIdx.x; i < count; i += kThreads) {
         const uint64_t key = staged[i];
         if (matches(key, decided, shift, width)) {
           atomicAdd(&shared.histogram[(key >> shift) & ((1u << width) - 1)], 1u);
@@ -245,7 +249,7 @@ __device__ void select_in_block(const SelectArgs& a, const Source& source, int64
       }
     } else {
       add_round_histogram<Traits>(source, seg_start, seg_end, decided, r, phase == kCompact,
-                                  staged, shared);
+                                  staged, static_cast<uint32_t>(capacity), shared);
     }
     __syncthreads();
     if (threadIdx.x == 0) {

@@ -39,8 +39,9 @@ __global__ void grid_choose_kernel(SelectArgs a, int key_bits, int r) {
     a.slot_phase[slot] = kCompact;  // a round after the next remains to read the candidates
   }
   if (r == radix_rounds(key_bits) - 1) {
-    // (when remaining is beyond every key, every entry is kept)
-    const bool every_tie_kept = matching == remaining || remaining >= a.slot_total[slot];
+    // (when remaining is 0 or beyond every key, no entry or every one is kept: no ranks)
+    const bool every_tie_kept =
+        matching == remaining || remaining <= 0 || remaining >= a.slot_total[slot];
     a.slot_ranked[slot] = every_tie_kept ? -1 : s;
   }
   for (int b = 0; b < kBins; ++b) histogram[b] = 0;  // for the next round

@@ -90,15 +90,17 @@ def _add_histogram(histograms, slot, digits, match):
 
 
 @triton.jit
-def _append(candidates, slot_count, slot, region_start, key, match):
+def _append(candidates, slot_count, slot, region_start, region_end, key, match):
     """Appends the matching keys to the slot's candidates (in any order: the rounds only count
-    them)."""
+    them). They fit by construction (the last round's chosen bin counted them); the region's end
+    bounds the stores all the same."""
     ones = match.to(tl.int64)
     n = tl.sum(ones, 0)
     if n > 0:
         base = tl.atomic_add(slot_count + slot, n)
         position = region_start + base + tl.cumsum(ones, 0) - ones
-        tl.store(candidates + position, key.to(candidates.dtype.element_ty), mask=match)
+        stored = key.to(candidates.dtype.element_ty)
+        tl.store(candidates + position, stored, mask=match & (position < region_end))
 
 
 @triton.jit
@@ -143,7 +145,8 @@ def _grid_histogram_kernel(
                 digits, match = round_digits(key, live, prefix, r, KEY_BITS)
                 _add_histogram(histograms, slot, digits, match)
                 if phase == COMPACT:
-                    _append(candidates, slot_count, slot, region_start, key, match)
+                    region_end = seg_end // DIVISOR
+                    _append(candidates, slot_count, slot, region_start, region_end, key, match)
 
 
 @triton.jit
@@ -178,9 +181,9 @@ def _grid_choose_kernel(
             capacity = tl.load(offsets + s + 1) // DIVISOR - region_start
             if (phase == READ) & (matching <= capacity):
                 tl.store(slot_phase + slot, COMPACT)
-        if LAST:  # (when remaining is beyond every key, every entry is kept)
+        if LAST:  # (when remaining is 0 or beyond every key, none or all are kept: no ranks)
             rank = remaining - above
-            every_tie_kept = (matching == rank) | (rank >= tl.load(slot_total + slot))
+            every_tie_kept = (matching == rank) | (rank <= 0) | (rank >= tl.load(slot_total + slot))
             tl.store(slot_ranked + slot, tl.where(every_tie_kept, -1, s))
 
 

@@ -124,7 +124,9 @@ def _select_by_chunks(
                     ones = match.to(tl.int64)
                     position = region_start + count + tl.cumsum(ones, 0) - ones
                     stored = key.to(candidates.dtype.element_ty)
-                    tl.store(candidates + position, stored, mask=match)
+                    # (they fit by construction; the bound keeps the stores in the region)
+                    inside = match & (position < seg_end // DIVISOR)
+                    tl.store(candidates + position, stored, mask=inside)
                     count += tl.sum(ones, 0)
         if r == 0:
             total = tl.sum(histogram, 0).to(tl.int64)
@@ -136,6 +138,7 @@ def _select_by_chunks(
         if r + 2 < ROUNDS:  # a round after the next remains to read the candidates
             next_phase = tl.where((phase == READ) & (matching <= capacity), COMPACT, next_phase)
         phase = next_phase
+        tl.debug_barrier()  # the candidates stored in this round, for every thread of the next
     keep_all = k >= total
     keep_none = k == 0
     ties_before = tl.zeros([], tl.int64)
