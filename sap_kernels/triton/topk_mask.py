@@ -6,12 +6,13 @@
   (each a histogram of the digit among the entries that match the prefix found so far), then one
   pass that keeps the entries above the threshold and the first ties, in index order. One of at
   most config.BLOCK_ON_CHIP entries is read once, into the program's registers, and its rounds
-  and mask run there; a longer one is read again in chunks by every round.
+  and mask run there; a longer one is read in chunks by every round until the keys that still
+  match the prefix fit its share of the candidate buffer (select_grid.py), then only those.
 - A longer segment is selected by every tile it covers (select_grid.py): the same rounds, each
   tile adding its histogram into the segment's, the first from the tile selection's read, the
   last ones over the candidates that still match once they are few.
 At most one segment longer than BLOCK_SELECT_MAX starts in any BLOCK_SELECT_MAX entries, so its
-state has a slot numbered offsets[s] // BLOCK_SELECT_MAX: about 1 KiB per BLOCK_SELECT_MAX
+state has a slot numbered offsets[s] // BLOCK_SELECT_MAX: about 2 KiB per BLOCK_SELECT_MAX
 entries of the buffer. Params are finite where live (the caller checks).
 """
 
