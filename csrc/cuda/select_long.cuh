@@ -47,8 +47,9 @@ struct SelectArgs {
   size_t scan_temp_bytes;
 };
 
-// A grid-selected segment's phase in a round: its keys read from the buffer; read and the ones
-// that match the prefix appended to its candidates; read from the candidates.
+// A segment's phase in a round of a selection that reads it more than once (grid-wide, or by one
+// block past the on-chip room): its keys read from the buffer; read, and the ones that match
+// the prefix appended to its candidates; read from the candidates.
 enum SlotPhase : int32_t { kRead = 0, kCompact = 1, kCandidates = 2 };
 
 // The candidates of segment s take the positions p of the buffer whose entries p * divisor lie
