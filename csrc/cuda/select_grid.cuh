@@ -31,23 +31,15 @@ __device__ __forceinline__ int64_t grid_piece(const SelectArgs& a, int64_t t, in
   return slot;
 }
 
-// The digit histogram of round r over the candidates of the slot's segment that tile t holds.
-template <class Traits>
-__device__ void candidate_histogram(const SelectArgs& a, int64_t slot, int r,
-                                    uint32_t* histogram) {
-  const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
-  const auto* keys = static_cast<const typename Traits::Bits*>(a.candidates);
-  const int64_t region_start = candidates_start(a.offsets[a.slot_segment[slot]]);
-  const int64_t region_end = region_start + a.slot_count[slot];
-  const uint64_t decided = a.slot_prefix[slot];
+// The range of candidate positions of the slot's segment that tile t holds (empty: lo >= hi).
+__device__ __forceinline__ void tile_candidates(const SelectArgs& a, int64_t slot, int64_t& lo,
+                                                int64_t& hi) {
   constexpr int64_t kPositions = kTile / kCandidateDivisor;
-  const int64_t position = static_cast<int64_t>(blockIdx.x) * kPositions + threadIdx.x;
-  if (threadIdx.x < kPositions && position >= region_start && position < region_end) {
-    const uint64_t key = keys[position];
-    if (matches(key, decided, shift, width)) {
-      atomicAdd(&histogram[(key >> shift) & ((1u << width) - 1)], 1u);
-    }
-  }
+  const int64_t region_start = candidates_start(a.offsets[a.slot_segment[slot]]);
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kPositions;
+  lo = first > region_start ? first : region_start;
+  const int64_t region_end = region_start + a.slot_count[slot];
+  hi = first + kPositions < region_end ? first + kPositions : region_end;
 }
 
 // The keys a block staged on chip (count of them), appended to the slot's candidates.
@@ -65,7 +57,7 @@ __device__ void append_candidates(const SelectArgs& a, int64_t slot, const Bits*
   // They fit by construction (the last round's chosen bin counted them); the region's end
   // bounds the stores all the same.
   auto* keys = static_cast<Bits*>(a.candidates);
-  const int64_t region_end = a.offsets[a.slot_segment[slot] + 1] / kCandidateDivisor;
+  const int64_t region_end = candidates_end(a.offsets[a.slot_segment[slot] + 1]);
   for (uint32_t i = threadIdx.x; i < count; i += kThreads) {
     if (base + i < region_end) keys[base + i] = staged[i];
   }
@@ -81,7 +73,6 @@ __global__ __launch_bounds__(kThreads) void grid_histogram_kernel(SelectArgs a, 
   __shared__ Bits staged[kTile];
   __shared__ uint32_t staged_count;
   __shared__ int64_t base;
-  const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
   const auto* data = static_cast<const Bits*>(a.params);
   for (int which = 0; which < 2; ++which) {
     int64_t start = 0, end = 0;
@@ -91,23 +82,17 @@ __global__ __launch_bounds__(kThreads) void grid_histogram_kernel(SelectArgs a, 
     if (threadIdx.x == 0) staged_count = 0;
     __syncthreads();
     const int32_t phase = a.slot_phase[slot];
+    const uint64_t decided = a.slot_prefix[slot];
     if (phase == kCandidates) {
-      candidate_histogram<Traits>(a, slot, r, histogram);
+      int64_t lo = 0, hi = 0;
+      tile_candidates(a, slot, lo, hi);
+      add_round_histogram<Traits>(GatheredKeys<Bits>{static_cast<const Bits*>(a.candidates)}, lo,
+                                  hi, decided, r, histogram, false, nullptr, 0, staged_count);
       add_block_bins(histogram, a.histograms + slot * kBins);
       continue;
     }
-    const uint64_t decided = a.slot_prefix[slot];
-    // every thread takes the same number of steps, so that whole warps stage together
-    for (int64_t chunk = start; chunk < end; chunk += kThreads) {
-      const int64_t index = chunk + threadIdx.x;
-      const bool inside = index < end && (a.mask == nullptr || a.mask[index] != 0);
-      const uint64_t key = inside ? Traits::key(data[index]) : 0;
-      const bool match = inside && matches(key, decided, shift, width);
-      if (match) atomicAdd(&histogram[(key >> shift) & ((1u << width) - 1)], 1u);
-      if (phase == kCompact) {
-        stage_key(match, static_cast<Bits>(key), staged, staged_count, kTile);
-      }
-    }
+    add_round_histogram<Traits>(ParamsKeys<Traits>{data, a.mask}, start, end, decided, r,
+                                histogram, phase == kCompact, staged, kTile, staged_count);
     add_block_bins(histogram, a.histograms + slot * kBins);
     if (phase == kCompact) append_candidates(a, slot, staged, staged_count, base);
     __syncthreads();

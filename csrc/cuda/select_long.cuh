@@ -60,6 +60,19 @@ static_assert(kTile % kCandidateDivisor == 0, "a tile holds whole candidate posi
 __host__ __device__ constexpr int64_t candidates_start(int64_t seg_start) {
   return (seg_start + kCandidateDivisor - 1) / kCandidateDivisor;
 }
+__host__ __device__ constexpr int64_t candidates_end(int64_t seg_end) {
+  return seg_end / kCandidateDivisor;
+}
+
+// The phase of the next round, after one whose chosen bin holds `matching` keys: compacting
+// once they fit `capacity` (where a round after the next remains to read them), then reading
+// the candidates.
+__host__ __device__ constexpr int32_t next_phase(int32_t phase, int64_t matching,
+                                                 int64_t capacity, bool may_compact) {
+  if (phase == kCompact) return kCandidates;
+  if (phase == kRead && may_compact && matching <= capacity) return kCompact;
+  return phase;
+}
 
 // Round r decides the key bits [shift, shift + width), 8 a round from the top.
 __host__ __device__ constexpr int round_shift(int key_bits, int r) {
@@ -108,6 +121,16 @@ struct ParamsKeys {
   __device__ bool at(int64_t index, uint64_t& key) const {
     if (mask != nullptr && mask[index] == 0) return false;
     key = Traits::key(data[index]);
+    return true;
+  }
+};
+
+// ... or gathered, all live: a segment's candidates, in shared or global memory ...
+template <class Bits>
+struct GatheredKeys {
+  const Bits* keys;
+  __device__ bool at(int64_t index, uint64_t& key) const {
+    key = keys[index];
     return true;
   }
 };
@@ -198,23 +221,22 @@ struct BlockSelection {
   typename cub::BlockScan<int64_t, kThreads>::TempStorage scan;
 };
 
-// Adds round r's histogram of the keys of source[seg_start, seg_end) that match the prefix
-// decided; with `compact`, stages those keys in `staged` too (all threads of the block, each
-// taking the same steps).
+// Adds to the block's `histogram` round r's digits of the keys of source[begin, end) that match
+// the prefix decided; with `compact`, stages those keys in `staged` too (room for capacity,
+// staged_count of them so far). All threads of the block call it, each taking the same steps.
 template <class Traits, class Source>
-__device__ void add_round_histogram(const Source& source, int64_t seg_start, int64_t seg_end,
-                                    uint64_t decided, int r, bool compact,
+__device__ void add_round_histogram(const Source& source, int64_t begin, int64_t end,
+                                    uint64_t decided, int r, uint32_t* histogram, bool compact,
                                     typename Traits::Bits* staged, uint32_t capacity,
-                                    BlockSelection& shared) {
+                                    uint32_t& staged_count) {
   const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
-  for (int64_t chunk = seg_start; chunk < seg_end; chunk += kThreads) {
+  for (int64_t chunk = begin; chunk < end; chunk += kThreads) {
     const int64_t index = chunk + threadIdx.x;
     uint64_t key = 0;
-    const bool match =
-        index < seg_end && source.at(index, key) && matches(key, decided, shift, width);
-    if (match) atomicAdd(&shared.histogram[(key >> shift) & ((1u << width) - 1)], 1u);
+    const bool match = index < end && source.at(index, key) && matches(key, decided, shift, width);
+    if (match) atomicAdd(&histogram[(key >> shift) & ((1u << width) - 1)], 1u);
     if (compact) {
-      stage_key(match, static_cast<typename Traits::Bits>(key), staged, shared.staged, capacity);
+      stage_key(match, static_cast<typename Traits::Bits>(key), staged, staged_count, capacity);
     }
   }
 }
@@ -235,22 +257,19 @@ __device__ void select_in_block(const SelectArgs& a, const Source& source, int64
     shared.staged = 0;
   }
   for (int r = 0; r < kRounds; ++r) {
-    const int shift = round_shift(Traits::kKeyBits, r), width = round_width(Traits::kKeyBits, r);
+    const int shift = round_shift(Traits::kKeyBits, r);
     for (int b = threadIdx.x; b < kBins; b += kThreads) shared.histogram[b] = 0;
     __syncthreads();
     const uint64_t decided = shared.prefix;
     const int32_t phase = shared.phase;
     if (phase == kCandidates) {
       const uint32_t count = min(shared.staged, static_cast<uint32_t>(capacity));
-      for (uint32_t i = threadIdx.x; i < count; i += kThreads) {
-        const uint64_t key = staged[i];
-        if (matches(key, decided, shift, width)) {
-          atomicAdd(&shared.histogram[(key >> shift) & ((1u << width) - 1)], 1u);
-        }
-      }
+      add_round_histogram<Traits>(GatheredKeys<typename Traits::Bits>{staged}, 0, count, decided,
+                                  r, shared.histogram, false, nullptr, 0, shared.staged);
     } else {
-      add_round_histogram<Traits>(source, seg_start, seg_end, decided, r, phase == kCompact,
-                                  staged, static_cast<uint32_t>(capacity), shared);
+      add_round_histogram<Traits>(source, seg_start, seg_end, decided, r, shared.histogram,
+                                  phase == kCompact, staged, static_cast<uint32_t>(capacity),
+                                  shared.staged);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -263,12 +282,8 @@ __device__ void select_in_block(const SelectArgs& a, const Source& source, int64
       const uint64_t digit = choose_digit(shared.histogram, left);
       shared.prefix = decided | (digit << shift);
       shared.remaining = left;
-      if (phase == kCompact) {
-        shared.phase = kCandidates;
-      } else if (phase == kRead && staged != nullptr && r + 2 < kRounds &&
-                 shared.histogram[digit] <= capacity) {
-        shared.phase = kCompact;  // a round after the next remains to read the staged keys
-      }
+      shared.phase = next_phase(phase, shared.histogram[digit], capacity,
+                                staged != nullptr && r + 2 < kRounds);
     }
     __syncthreads();
   }

@@ -31,13 +31,9 @@ __global__ void grid_choose_kernel(SelectArgs a, int key_bits, int r) {
   // the chosen bin holds the keys that match the prefix now (after the last round, the ties)
   const auto matching = static_cast<int64_t>(histogram[digit]);
   const int64_t s = a.slot_segment[slot];
-  const int64_t capacity = a.offsets[s + 1] / kCandidateDivisor - candidates_start(a.offsets[s]);
-  if (a.slot_phase[slot] == kCompact) {
-    a.slot_phase[slot] = kCandidates;
-  } else if (a.slot_phase[slot] == kRead && r + 2 < radix_rounds(key_bits) &&
-             matching <= capacity) {
-    a.slot_phase[slot] = kCompact;  // a round after the next remains to read the candidates
-  }
+  const int64_t capacity = candidates_end(a.offsets[s + 1]) - candidates_start(a.offsets[s]);
+  a.slot_phase[slot] =
+      next_phase(a.slot_phase[slot], matching, capacity, r + 2 < radix_rounds(key_bits));
   if (r == radix_rounds(key_bits) - 1) {
     // (when remaining is 0 or beyond every key, no entry or every one is kept: no ranks)
     const bool every_tie_kept =

@@ -18,6 +18,30 @@ CANDIDATES = tl.constexpr(2)
 
 
 @triton.jit
+def candidate_region(seg_start, seg_end, DIVISOR: tl.constexpr):
+    """The positions of the candidate buffer that segment [seg_start, seg_end) owns: those p
+    whose entries p * DIVISOR lie in it."""
+    return (seg_start + DIVISOR - 1) // DIVISOR, seg_end // DIVISOR
+
+
+@triton.jit
+def next_phase(phase, matching, capacity, MAY_COMPACT: tl.constexpr):
+    """The phase of the next round, after one whose chosen bin holds `matching` keys: compacting
+    once they fit `capacity` (where a round after the next remains to read them), then reading
+    the candidates."""
+    following = tl.where(phase == COMPACT, CANDIDATES, phase)
+    if MAY_COMPACT:
+        following = tl.where((phase == READ) & (matching <= capacity), COMPACT, following)
+    return following
+
+
+@triton.jit
+def bin_count(histogram, digit):
+    """The count of the histogram's bin `digit` (int64)."""
+    return tl.sum(tl.where(tl.arange(0, BINS) == digit, histogram, 0), 0).to(tl.int64)
+
+
+@triton.jit
 def round_digits(key, live, prefix, r: tl.constexpr, KEY_BITS: tl.constexpr):
     """Round r decides the key bits [shift, shift + width), 8 a round from the top: the digit of
     each key there, and which live keys match the prefix decided so far."""

@@ -25,8 +25,17 @@ import triton.language as tl
 
 from . import config
 from .finalize import live_values
-from .radix import CANDIDATES, COMPACT, READ, choose_digit, round_digits, write_kept
-from .select_tile import BINS, selection_key
+from .radix import (
+    CANDIDATES,
+    COMPACT,
+    bin_count,
+    candidate_region,
+    choose_digit,
+    next_phase,
+    round_digits,
+    write_kept,
+)
+from .select_tile import BINS, add_histogram, selection_key
 
 
 @triton.jit
@@ -82,14 +91,6 @@ def _grid_piece(
 
 
 @triton.jit
-def _add_histogram(histograms, slot, digits, match):
-    """Adds the piece's histogram of the digit into its slot's: only the bins it fills (after
-    the first rounds most pieces fill none)."""
-    counts = tl.histogram(digits, BINS, mask=match).to(tl.int64)
-    tl.atomic_add(histograms + slot * BINS + tl.arange(0, BINS), counts, mask=counts > 0)
-
-
-@triton.jit
 def _append(candidates, slot_count, slot, region_start, region_end, key, match):
     """Appends the matching keys to the slot's candidates (in any order: the rounds only count
     them). They fit by construction (the last round's chosen bin counted them); the region's end
@@ -114,7 +115,7 @@ def _candidate_histogram(
     valid = (position >= region_start) & (position < region_start + tl.load(slot_count + slot))
     key = tl.load(candidates + position, mask=valid, other=0).to(tl.int64)
     digits, match = round_digits(key, valid, prefix, r, KEY_BITS)
-    _add_histogram(histograms, slot, digits, match)
+    add_histogram(histograms, slot, digits, match)
 
 
 @triton.jit
@@ -132,7 +133,7 @@ def _grid_histogram_kernel(
         if slot >= 0:
             prefix = tl.load(slot_prefix + slot)
             phase = tl.load(slot_phase + slot)
-            region_start = (seg_start + DIVISOR - 1) // DIVISOR
+            region_start, region_end = candidate_region(seg_start, seg_end, DIVISOR)
             if phase == CANDIDATES:
                 _candidate_histogram(
                     candidates, slot_count, histograms, slot, region_start, prefix, t, r,
@@ -143,9 +144,8 @@ def _grid_histogram_kernel(
                     buffer, mask, t, seg_start, seg_end, numel, True, TILE, HAS_MASK, KEY_BITS
                 )  # fmt: skip
                 digits, match = round_digits(key, live, prefix, r, KEY_BITS)
-                _add_histogram(histograms, slot, digits, match)
+                add_histogram(histograms, slot, digits, match)
                 if phase == COMPACT:
-                    region_end = seg_end // DIVISOR
                     _append(candidates, slot_count, slot, region_start, region_end, key, match)
 
 
@@ -172,15 +172,14 @@ def _grid_choose_kernel(
         tl.store(slot_prefix + slot, tl.load(slot_prefix + slot) | (digit << shift))
         tl.store(slot_remaining + slot, remaining - above)
         # the chosen bin holds the keys that match the prefix now (at the end, the ties)
-        matching = tl.sum(tl.where(tl.arange(0, BINS) == digit, histogram, 0), 0).to(tl.int64)
-        phase = tl.load(slot_phase + slot)
-        if phase == COMPACT:
-            tl.store(slot_phase + slot, CANDIDATES)
-        elif MAY_COMPACT:  # a round after the next remains to read the candidates
-            region_start = (tl.load(offsets + s) + DIVISOR - 1) // DIVISOR
-            capacity = tl.load(offsets + s + 1) // DIVISOR - region_start
-            if (phase == READ) & (matching <= capacity):
-                tl.store(slot_phase + slot, COMPACT)
+        matching = bin_count(histogram, digit)
+        region_start, region_end = candidate_region(
+            tl.load(offsets + s), tl.load(offsets + s + 1), DIVISOR
+        )  # fmt: skip
+        phase = next_phase(
+            tl.load(slot_phase + slot), matching, region_end - region_start, MAY_COMPACT
+        )  # fmt: skip
+        tl.store(slot_phase + slot, phase)
         if LAST:  # (when remaining is 0 or beyond every key, none or all are kept: no ranks)
             rank = remaining - above
             every_tie_kept = (matching == rank) | (rank <= 0) | (rank >= tl.load(slot_total + slot))

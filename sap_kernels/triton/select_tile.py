@@ -70,6 +70,14 @@ def selection_key(x, KEY_BITS: tl.constexpr):
 
 
 @triton.jit
+def add_histogram(histograms, slot, digits, match):
+    """Adds a piece's histogram of the digits (where match) into its slot's of `histograms`
+    ([slots, BINS] int64): only the bins it fills (after the first rounds most pieces fill none)."""
+    counts = tl.histogram(digits, BINS, mask=match).to(tl.int64)
+    tl.atomic_add(histograms + slot * BINS + tl.arange(0, BINS), counts, mask=counts > 0)
+
+
+@triton.jit
 def _add_first_histogram(
     histograms, offsets, s, in_piece, key, BLOCK_MAX: tl.constexpr, KEY_BITS: tl.constexpr
 ):  # fmt: skip
@@ -79,9 +87,7 @@ def _add_first_histogram(
     seg_start = tl.load(offsets + s)
     if tl.load(offsets + s + 1) - seg_start > BLOCK_MAX:
         shift: tl.constexpr = KEY_BITS - 8
-        counts = tl.histogram((key >> shift).to(tl.int32), BINS, mask=in_piece).to(tl.int64)
-        bins = (seg_start // BLOCK_MAX) * BINS + tl.arange(0, BINS)
-        tl.atomic_add(histograms + bins, counts, mask=counts > 0)
+        add_histogram(histograms, seg_start // BLOCK_MAX, (key >> shift).to(tl.int32), in_piece)
 
 
 @triton.jit

@@ -24,7 +24,17 @@ import triton.language as tl
 
 from . import config
 from .finalize import live_values
-from .radix import CANDIDATES, COMPACT, READ, choose_digit, round_digits, write_kept
+from .radix import (
+    CANDIDATES,
+    COMPACT,
+    READ,
+    bin_count,
+    candidate_region,
+    choose_digit,
+    next_phase,
+    round_digits,
+    write_kept,
+)
 from .select_grid import candidate_buffer, grid_select
 from .select_tile import BINS, _select_in_tile_kernel, selection_key
 from .tiles import tile_plan
@@ -101,8 +111,7 @@ def _select_by_chunks(
     prefix = tl.zeros([], tl.int64)
     remaining = k
     total = tl.zeros([], tl.int64)
-    region_start = (seg_start + DIVISOR - 1) // DIVISOR
-    capacity = seg_end // DIVISOR - region_start
+    region_start, region_end = candidate_region(seg_start, seg_end, DIVISOR)
     phase = tl.zeros([], tl.int32) + READ
     count = tl.zeros([], tl.int64)
     for r in tl.static_range(ROUNDS):
@@ -126,7 +135,7 @@ def _select_by_chunks(
                     position = region_start + count + tl.cumsum(ones, 0) - ones
                     stored = key.to(candidates.dtype.element_ty)
                     # (they fit by construction; the bound keeps the stores in the region)
-                    inside = match & (position < seg_end // DIVISOR)
+                    inside = match & (position < region_end)
                     tl.store(candidates + position, stored, mask=inside)
                     count += tl.sum(ones, 0)
         if r == 0:
@@ -134,11 +143,8 @@ def _select_by_chunks(
         digit, above = choose_digit(histogram, remaining)
         prefix = prefix | (digit << max(KEY_BITS - 8 * r - 8, 0))
         remaining = remaining - above
-        matching = tl.sum(tl.where(tl.arange(0, BINS) == digit, histogram, 0), 0).to(tl.int64)
-        next_phase = tl.where(phase == COMPACT, CANDIDATES, phase)
-        if r + 2 < ROUNDS:  # a round after the next remains to read the candidates
-            next_phase = tl.where((phase == READ) & (matching <= capacity), COMPACT, next_phase)
-        phase = next_phase
+        matching = bin_count(histogram, digit)
+        phase = next_phase(phase, matching, region_end - region_start, r + 2 < ROUNDS)
         tl.debug_barrier()  # the candidates stored in this round, for every thread of the next
     keep_all = k >= total
     keep_none = k == 0
