@@ -202,6 +202,8 @@ __attribute__((always_inline)) inline PowerPair sum_powers_by_octets(const Octet
   const auto [params, mask, n, readable] = span;
   OctetSums<kP, kQ> sums;
   int64_t i = 0;
+  // Not unrolled: GCC's 2x unroll adds a parity branch that a short segment mispredicts.
+#pragma GCC unroll 1
   for (; i + 16 < n; i += 16) {
     prefetch_ahead<E>(params + i);
     sums.add(load_magnitudes8<E>(params + i, kMasked ? mask + i : nullptr), 0);
