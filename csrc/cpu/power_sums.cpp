@@ -68,6 +68,7 @@ class PqiBatch {
     if (++size_ == kSize) flush();
   }
 
+  // Out of line: once in kSize segments, and it keeps the inlined add small.
   __attribute__((noinline)) void flush() {
     for (int i = size_; i % 4 != 0; ++i) {  // padding lanes, never written out
       sum_p_[i] = sum_q_[i] = 1.0;
