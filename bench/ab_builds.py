@@ -23,8 +23,8 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import NamedTuple
 
 BENCH = Path(__file__).resolve().parent
 OPS = ("pqi", "step")
@@ -56,6 +56,7 @@ def worker(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(BENCH))
     import torch
     from layouts import make_buffer, make_layout, parse_size
+    from timing import timed
 
     import sap_kernels
 
@@ -73,15 +74,17 @@ def worker(args: argparse.Namespace) -> None:
     digest = hashlib.sha256(call().numpy().tobytes()).hexdigest()[:16]
     print("ready", digest, Path(sap_kernels.__file__).parent, flush=True)
     for _ in sys.stdin:
-        times = []
-        for _ in range(args.calls):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
+        times = [timed(call)[0] for _ in range(args.calls)]
         print(min(times) if args.stat == "min" else statistics.median(times), flush=True)
 
 
-def start_worker(build_dir: str, argv: list[str]) -> tuple[subprocess.Popen, str, str]:
+class Worker(NamedTuple):
+    process: subprocess.Popen
+    digest: str  # of the output of its first call
+    package: str  # the sap_kernels directory it imported
+
+
+def start_worker(build_dir: str, argv: list[str]) -> Worker:
     env = dict(os.environ, PYTHONPATH=str(Path(build_dir).resolve()))
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as report.py: idle workers sleep
     process = subprocess.Popen(
@@ -98,11 +101,10 @@ def start_worker(build_dir: str, argv: list[str]) -> tuple[subprocess.Popen, str
     if Path(package).parent != Path(build_dir).resolve():
         process.kill()
         raise RuntimeError(f"{build_dir} holds no sap_kernels package: the worker ran {package}")
-    return process, digest, package
+    return Worker(process, digest, package)
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.worker:
         return worker(args)
@@ -120,13 +122,13 @@ def main(argv: list[str] | None = None) -> None:
     for round_index in range(args.rounds):
         order = ("base", "new") if round_index % 2 == 0 else ("new", "base")
         for name in order:
-            process = workers[name][0]
+            process = workers[name].process
             process.stdin.write("go\n")
             process.stdin.flush()
             times[name].append(float(process.stdout.readline()))
-    for process, _, _ in workers.values():
-        process.stdin.close()
-        process.wait()
+    for worker_process in workers.values():
+        worker_process.process.stdin.close()
+        worker_process.process.wait()
 
     n = float(args.n)
     ratios = sorted(new / base for base, new in zip(times["base"], times["new"]))
@@ -136,14 +138,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     for name in builds:
         print(
-            f"  {name}: {workers[name][2]}: {1e9 * statistics.median(times[name]) / n:.3f} "
+            f"  {name}: {workers[name].package}: {1e9 * statistics.median(times[name]) / n:.3f} "
             "ns an entry (median of rounds)"
         )
     print(
         f"  new / base: median {statistics.median(ratios):.3f}, rounds "
         f"{ratios[0]:.3f}-{ratios[-1]:.3f}"
     )
-    same = workers["base"][1] == workers["new"][1]
+    same = workers["base"].digest == workers["new"].digest
     print(f"  outputs {'the same bit for bit' if same else 'differ'}")
 
 
