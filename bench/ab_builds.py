@@ -27,14 +27,16 @@ from pathlib import Path
 from typing import NamedTuple
 
 BENCH = Path(__file__).resolve().parent
-OPS = ("pqi", "step")
+OPS = ("pqi", "step", "sums")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", nargs="?", help="directory holding the base build's sap_kernels")
     parser.add_argument("new", nargs="?", help="directory holding the new build's sap_kernels")
-    parser.add_argument("--op", choices=OPS, default="pqi", help="segmented_pqi or sap_step")
+    parser.add_argument(
+        "--op", choices=OPS, default="pqi", help="segmented_pqi, sap_step or segmented_power_sums"
+    )
     parser.add_argument("--layout", default="ragged", help="global, rows or ragged")
     parser.add_argument("--n", default="1e6", help="buffer size")
     parser.add_argument("--pq", default="0.5:1", help="exponents p:q")
@@ -69,6 +71,9 @@ def worker(args: argparse.Namespace) -> None:
     def call() -> torch.Tensor:
         if args.op == "step":
             return sap_kernels.sap_step(params, layout.segments, p, q, out=mask_out).mask
+        if args.op == "sums":
+            sums = sap_kernels.segmented_power_sums(params, layout.segments, p, q)
+            return torch.cat([sums.scale, sums.sum_p, sums.sum_q, sums.count.double()])
         return sap_kernels.segmented_pqi(params, layout.segments, p, q)
 
     digest = hashlib.sha256(call().numpy().tobytes()).hexdigest()[:16]

@@ -151,31 +151,32 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
     // Each tile's outputs do not depend on the thread that reads it.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t tile = 0; tile < tiles; ++tile) {
-      int64_t first_whole = -1, last_whole = -1;
-      bool not_finite = false;
-      for_each_piece(input.offsets, input.num_segments, input.numel, tile, [&](const Piece& pc) {
-        if (!pc.whole()) {
-          const Accumulator acc = sum_piece(input, pc, ex);
-          nonfinite += acc.nonfinite;
-          (pc.starts_before_tile ? head : tail)[tile] = BoundaryPiece{pc.segment, acc};
-          return;
-        }
-        const Accumulator acc = sum_piece.sums(input, pc, ex);
+      double sums_total = 0.0;
+      auto crossing = [&](const Piece& pc) {
+        const Accumulator acc = sum_piece(input, pc, ex);
+        nonfinite += acc.nonfinite;
+        (pc.starts_before_tile ? head : tail)[tile] = BoundaryPiece{pc.segment, acc};
+      };
+      auto whole_segment = [&](int64_t segment, int64_t begin, int64_t end) {
+        const Accumulator acc = sum_piece.sums(input, Piece{segment, begin, end, false, false}, ex);
         if (!counts_only) {
-          write_segment(acc, pc.segment, rule, whole);
+          write_segment(acc, segment, rule, whole);
         } else if (out.count) {
-          out.count[pc.segment] = acc.count;
+          out.count[segment] = acc.count;
         }
         if (out.pqi) {
-          batch.add(acc, pc.segment);  // the batch checks the sums (NaN where nonfinite > 0)
+          batch.add(acc, segment);  // the batch checks the sums (NaN where nonfinite > 0)
         } else {
-          // NaN compares false; two finite sums can only add up to inf
-          not_finite |= (acc.nonfinite > 0) |
-                        !(acc.sum_p + acc.sum_q <= std::numeric_limits<double>::max());
+          // One add a segment, no compare: the total is NaN or inf if a segment's sums are (or,
+          // harmlessly, if finite sums overflow it: the tile is then summed again for nothing).
+          sums_total += acc.nonfinite > 0 ? std::numeric_limits<double>::quiet_NaN()
+                                          : acc.sum_p + acc.sum_q;
         }
-        if (first_whole < 0) first_whole = pc.segment;
-        last_whole = pc.segment;
-      });
+      };
+      const SegmentRange whole_range = for_each_piece_whole_apart(
+          input.offsets, input.num_segments, input.numel, tile, crossing, whole_segment);
+      // NaN compares false
+      bool not_finite = !(sums_total <= std::numeric_limits<double>::max());
       if (out.pqi) {
         batch.flush();
         not_finite = batch.take_not_finite();
@@ -184,7 +185,9 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
         nonfinite += resum_whole_segments(input, ex, rule, out, sum_piece, tile);
       }
       const WholeSegmentsHook& hook = out.after_whole_segments;
-      if (hook.call != nullptr && first_whole >= 0) hook.call(hook.context, first_whole, last_whole + 1);
+      if (hook.call != nullptr && whole_range.first < whole_range.end) {
+        hook.call(hook.context, whole_range.first, whole_range.end);
+      }
     }
   }
   // Merge the crossing pieces in flat order: pieces of one segment are consecutive.
@@ -207,28 +210,27 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
 }
 
 // Sums one whole piece eight entries a step, or sixteen (kSixteen: the AVX-512 copy, where
-// that pays; unscaled mode, fast-path exponents kP < kQ).
-template <class E, PowerKind kP, PowerKind kQ, bool kSixteen = false>
+// that pays; unscaled mode, fast-path exponents kP < kQ). kMasked: whether the buffer has a
+// mask, fixed for the call so that the loop over segments holds one kernel, not both.
+template <class E, PowerKind kP, PowerKind kQ, bool kMasked, bool kSixteen = false>
 struct OctetPieces {
   // The sums and count; NaN / inf entries make the sums not finite but are not counted.
   __attribute__((always_inline)) Accumulator sums(const SegmentedBuffer& input,
                                                   const Piece& piece, const Exponents&) const {
     const auto* params = static_cast<const typename E::Bits*>(input.params) + piece.begin;
-    const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + piece.begin;
+    const uint8_t* mask = kMasked ? input.mask + piece.begin : nullptr;
     const int64_t n = piece.end - piece.begin;
     Accumulator acc;
-    acc.count = mask == nullptr ? n : count_live(mask, n);
+    acc.count = kMasked ? count_live(mask, n) : n;
     const OctetSpan<E> span{params, mask, n, input.numel - piece.begin};
     PowerPair sums;
 #if defined(SAP_KERNELS_SIXTEEN_LANE_SUMS)
     if constexpr (kSixteen) {
-      sums = mask == nullptr ? sum_powers_by_sixteens<E, kP, kQ, false>(span)
-                             : sum_powers_by_sixteens<E, kP, kQ, true>(span);
+      sums = sum_powers_by_sixteens<E, kP, kQ, kMasked>(span);
     } else
 #endif
     {
-      sums = mask == nullptr ? sum_powers_by_octets<E, kP, kQ, false>(span)
-                             : sum_powers_by_octets<E, kP, kQ, true>(span);
+      sums = sum_powers_by_octets<E, kP, kQ, kMasked>(span);
     }
     acc.sum_p = sums.p;
     acc.sum_q = sums.q;
@@ -239,7 +241,7 @@ struct OctetPieces {
   Accumulator operator()(const SegmentedBuffer& input, const Piece& piece,
                          const Exponents& ex) const {
     const auto* params = static_cast<const typename E::Bits*>(input.params) + piece.begin;
-    const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + piece.begin;
+    const uint8_t* mask = kMasked ? input.mask + piece.begin : nullptr;
     return finish_unscaled<E>(params, mask, piece.end - piece.begin, sums(input, piece, ex));
   }
 };
@@ -255,10 +257,14 @@ int64_t octets_for_q(const SegmentedBuffer& input, const Exponents& ex,
     if constexpr (kP < kQ) {  // the order of PowerKind is the order of the exponents
 #if defined(SAP_KERNELS_SIXTEEN_LANE_SUMS)
       if (sixteen_lanes_pay()) {
-        return power_sums_by_tiles<E>(input, ex, out, OctetPieces<E, kP, kQ, true>{});
+        return input.mask == nullptr
+                   ? power_sums_by_tiles<E>(input, ex, out, OctetPieces<E, kP, kQ, false, true>{})
+                   : power_sums_by_tiles<E>(input, ex, out, OctetPieces<E, kP, kQ, true, true>{});
       }
 #endif
-      return power_sums_by_tiles<E>(input, ex, out, OctetPieces<E, kP, kQ>{});
+      return input.mask == nullptr
+                 ? power_sums_by_tiles<E>(input, ex, out, OctetPieces<E, kP, kQ, false>{})
+                 : power_sums_by_tiles<E>(input, ex, out, OctetPieces<E, kP, kQ, true>{});
     }
     return power_sums_by_tiles<E>(input, ex, out, ChunkedPieces<E>{});
   };
