@@ -118,12 +118,13 @@ int64_t resum_whole_segments(const SegmentedBuffer& input, const Exponents& ex,
                              const PqiRule& rule, const PowerSumsOutput& out,
                              const Pieces& sum_piece, int64_t tile) {
   int64_t nonfinite = 0;
-  for_each_piece(input.offsets, input.num_segments, input.numel, tile, [&](const Piece& pc) {
-    if (!pc.whole()) return;
-    const Accumulator acc = sum_piece(input, pc, ex);
-    nonfinite += acc.nonfinite;
-    write_segment(acc, pc.segment, rule, out);
-  });
+  for_each_piece_whole_apart(
+      input.offsets, input.num_segments, input.numel, tile, [](const Piece&) {},
+      [&](int64_t segment, int64_t begin, int64_t end) {
+        const Accumulator acc = sum_piece(input, Piece{segment, begin, end, false, false}, ex);
+        nonfinite += acc.nonfinite;
+        write_segment(acc, segment, rule, out);
+      });
   return nonfinite;
 }
 
@@ -175,12 +176,10 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
       };
       const SegmentRange whole_range = for_each_piece_whole_apart(
           input.offsets, input.num_segments, input.numel, tile, crossing, whole_segment);
+      if (out.pqi) batch.flush();
       // NaN compares false
-      bool not_finite = !(sums_total <= std::numeric_limits<double>::max());
-      if (out.pqi) {
-        batch.flush();
-        not_finite = batch.take_not_finite();
-      }
+      const bool not_finite = out.pqi ? batch.take_not_finite()
+                                      : !(sums_total <= std::numeric_limits<double>::max());
       if (not_finite) [[unlikely]] {
         nonfinite += resum_whole_segments(input, ex, rule, out, sum_piece, tile);
       }

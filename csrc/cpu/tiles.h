@@ -28,22 +28,7 @@ struct Piece {
   int64_t end;
   bool starts_before_tile;  // the segment began in an earlier tile
   bool ends_after_tile;     // the segment goes on into a later tile
-  bool whole() const { return !starts_before_tile && !ends_after_tile; }
 };
-
-// Calls visit(piece) for each non-empty piece of tile `tile`, in flat order.
-template <class Visit>
-void for_each_piece(const int64_t* offsets, int64_t num_segments, int64_t numel, int64_t tile,
-                    Visit&& visit) {
-  const int64_t lo = tile * kTileSize;
-  const int64_t hi = std::min(numel, lo + kTileSize);
-  for (int64_t s = segment_of(offsets, num_segments, lo); s < num_segments && offsets[s] < hi;
-       ++s) {
-    const int64_t begin = std::max(offsets[s], lo);
-    const int64_t end = std::min(offsets[s + 1], hi);
-    if (begin < end) visit(Piece{s, begin, end, offsets[s] < lo, offsets[s + 1] > hi});
-  }
-}
 
 // Segments [first, end).
 struct SegmentRange {
@@ -51,12 +36,12 @@ struct SegmentRange {
   int64_t end;
 };
 
-// The same pieces as for_each_piece, in the same order, but a non-empty segment wholly inside
-// the tile goes to visit_whole(segment, begin, end), from a loop that reads one offset a
-// segment and builds no Piece: with segments of ~100 entries the general walk's bounds and
-// flags cost ~5% of the time. The (at most two) pieces that cross the tile's edges go to
-// visit_crossing(piece). Returns the segments the loop of whole ones went over (empty ones
-// among them; first == end where there were none).
+// Visits the non-empty pieces of tile `tile` in flat order: a segment wholly inside the tile
+// goes to visit_whole(segment, begin, end), from a loop that reads one offset a segment and
+// builds no Piece (with segments of ~100 entries, bounds and flags for each cost ~5% of the
+// time); the (at most two) pieces that cross the tile's edges go to visit_crossing(piece).
+// Returns the segments the loop of whole ones went over (empty ones among them; first == end
+// where there were none).
 template <class VisitCrossing, class VisitWhole>
 __attribute__((always_inline)) inline SegmentRange for_each_piece_whole_apart(
     const int64_t* offsets, int64_t num_segments, int64_t numel, int64_t tile,
