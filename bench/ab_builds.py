@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 BENCH = Path(__file__).resolve().parent
 OPS = ("pqi", "step", "sums")
+DTYPES = ("float32", "bfloat16", "float16", "float64")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layout", default="ragged", help="global, rows or ragged")
     parser.add_argument("--n", default="1e6", help="buffer size")
     parser.add_argument("--pq", default="0.5:1", help="exponents p:q")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="the params' dtype")
     parser.add_argument("--calls", type=int, default=20, help="calls per round and build")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument(
@@ -65,7 +67,7 @@ def worker(args: argparse.Namespace) -> None:
     n = parse_size(args.n)
     p, q = (float(v) for v in args.pq.split(":"))
     layout = make_layout(args.layout, n)
-    params = make_buffer(n)
+    params = make_buffer(n).to(getattr(torch, args.dtype))
     mask_out = torch.empty(n, dtype=torch.bool)
 
     def call() -> torch.Tensor:
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         f"--layout={args.layout}",
         f"--n={args.n}",
         f"--pq={args.pq}",
+        f"--dtype={args.dtype}",
         f"--calls={args.calls}",
         f"--stat={args.stat}",
     ]
@@ -138,8 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     n = float(args.n)
     ratios = sorted(new / base for base, new in zip(times["base"], times["new"]))
     print(
-        f"{args.op} {args.layout} n={args.n} (p, q)={args.pq}, {args.rounds} rounds of "
-        f"{args.calls} calls ({args.stat} of each round)"
+        f"{args.op} {args.layout} {args.dtype} n={args.n} (p, q)={args.pq}, "
+        f"{args.rounds} rounds of {args.calls} calls ({args.stat} of each round)"
     )
     for name in builds:
         print(

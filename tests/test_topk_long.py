@@ -37,8 +37,9 @@ def test_long_segments_match_reference(backend: str, case: Case, kept: float) ->
     check_topk_against_reference(backend, case.params, case.segments, kept, case.mask, repr(case))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("kept", [0.01, 0.5, 0.99])
-def test_misleading_sample(backend: str, kept: float) -> None:
+def test_misleading_sample(backend: str, kept: float, dtype: torch.dtype) -> None:
     """A periodic buffer: the entries at 2 mod 4 (the phase a strided sample of a short segment
     looks at) are far larger than the rest, so a threshold guessed from the sample is wrong:
     the mask is still exact."""
@@ -46,6 +47,7 @@ def test_misleading_sample(backend: str, kept: float) -> None:
     gen = torch.Generator().manual_seed(21)
     params = torch.randn(n, generator=gen)
     params[2::4] = 1000.0 + torch.rand(params[2::4].numel(), generator=gen)
+    params = params.to(dtype)
     seg = sk.Segments([0, n])
     k = int(n * kept)
     got = sk.segmented_topk_mask(params, seg, k, backend=backend)
@@ -53,7 +55,7 @@ def test_misleading_sample(backend: str, kept: float) -> None:
     assert_masks_equal(got, want, params, seg.offsets, f"{backend} k = {k}")
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_bracket_full_of_ties(backend: str, dtype: torch.dtype) -> None:
     """Half of a long segment holds one magnitude, the threshold's: the bracket around it holds
     more entries than its scratch space, and the kept ties are still the lowest-index ones."""
@@ -69,6 +71,23 @@ def test_bracket_full_of_ties(backend: str, dtype: torch.dtype) -> None:
     want = magnitude > 0.5
     want[tied[: tied.numel() // 3]] = True
     assert_masks_equal(got, want, params, seg.offsets, f"{backend} {dtype}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
+def test_dead_entries_at_the_threshold(backend: str, dtype: torch.dtype) -> None:
+    """The dead entries are those nearest the threshold's magnitude (where a bracket about it
+    gathers its candidates): none of them is kept or counted among the live ones."""
+    n = 200_000
+    gen = torch.Generator().manual_seed(23)
+    params = torch.randn(n, generator=gen).to(dtype)
+    magnitude = params.double().abs()
+    distance = (magnitude - magnitude.median()).abs()
+    mask = distance > distance.kthvalue(n // 200).values  # the 0.5% nearest the median dead
+    k = int(mask.sum()) // 2
+    seg = sk.Segments([0, n])
+    got = sk.segmented_topk_mask(params, seg, k, mask, backend=backend)
+    want = reference.topk_mask(params, seg.offsets, torch.tensor([k]), mask)
+    assert_masks_equal(got, want, params, seg.offsets, f"{backend} {dtype} k = {k}")
 
 
 def exact_in_chunks(params: torch.Tensor, got: torch.Tensor, lo: int, hi: int, k: int) -> None:

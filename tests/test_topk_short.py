@@ -1,7 +1,7 @@
 """segmented_topk_mask and sap_step on segments of up to 2^15 entries, the ones a thread selects
-in cache (float32 with AVX2: all pairs ranked below 64 entries, brackets from a small strided
-sample above): the brackets' misses on either side, ties split at the threshold, and dead
-entries, against the reference."""
+in cache (float32 with AVX2, and float16 / bfloat16 with their keys widened to 32 bits: all
+pairs ranked below 64 entries, brackets from a small strided sample above): the brackets' misses
+on either side, ties split at the threshold, and dead entries, against the reference."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from strategies import Case, cases_of_lengths, kept_fractions
 import sap_kernels as sk
 
 SHORT_KINDS = ("normal", "wide", "sparse", "ties", "zeros")
+# The dtypes of the cache selection's vector path (float64 takes the radix rounds).
+VECTOR_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 @settings(max_examples=30)
@@ -30,7 +32,7 @@ SHORT_KINDS = ("normal", "wide", "sparse", "ties", "zeros")
             min_size=1,
             max_size=8,
         ),
-        (torch.float32, torch.float32, torch.bfloat16),
+        (torch.float32, torch.float32, torch.bfloat16, torch.float16),
         SHORT_KINDS,
         ("none", "random", "segments"),
         (0.05, 0.5, 0.95),
@@ -52,19 +54,21 @@ def periodic_rows(rows: int, length: int, sampled: float) -> torch.Tensor:
     return params.view(-1)
 
 
+@pytest.mark.parametrize("dtype", VECTOR_DTYPES, ids=lambda d: str(d).split(".")[-1])
 @pytest.mark.parametrize("sampled", [1000.0, 1e-6])
 @pytest.mark.parametrize("kept", [0.02, 0.5, 0.98])
-def test_sample_misleads(backend: str, sampled: float, kept: float) -> None:
+def test_sample_misleads(backend: str, sampled: float, kept: float, dtype: torch.dtype) -> None:
     """The sample sees only huge (or tiny) values, so its bracket misses the threshold below
     (or above) it: the mask is still exact."""
     rows, length = 6, 1000
-    params = periodic_rows(rows, length, sampled)
+    params = periodic_rows(rows, length, sampled).to(dtype)
     seg = sk.Segments.from_lengths(torch.full((rows,), length))
     check_topk_against_reference(backend, params, seg, kept, None, f"sampled {sampled}")
 
 
+@pytest.mark.parametrize("dtype", VECTOR_DTYPES, ids=lambda d: str(d).split(".")[-1])
 @pytest.mark.parametrize("length", [9, 40, 64, 999, 4096])
-def test_ties_split_at_threshold(backend: str, length: int) -> None:
+def test_ties_split_at_threshold(backend: str, length: int, dtype: torch.dtype) -> None:
     """A third of each row holds the threshold's magnitude and only some of those ties are
     kept: the first ones in flat order, with dead ties skipped."""
     rows = 5
@@ -73,19 +77,21 @@ def test_ties_split_at_threshold(backend: str, length: int) -> None:
         torch.rand(rows * length, generator=gen) < 0.33,
         -0.5,
         torch.rand(rows * length, generator=gen),
-    )
+    ).to(dtype)
     mask = torch.rand(rows * length, generator=gen) < 0.8
     seg = sk.Segments.from_lengths(torch.full((rows,), length))
     for kept in (0.3, 0.6):
         check_topk_against_reference(backend, params, seg, kept, mask, f"{length} kept {kept}")
 
 
-def test_sap_step_rows_equal_composition(backend: str) -> None:
+@pytest.mark.parametrize("dtype", VECTOR_DTYPES, ids=lambda d: str(d).split(".")[-1])
+def test_sap_step_rows_equal_composition(backend: str, dtype: torch.dtype) -> None:
     """sap_step on rows of a few hundred entries (selected in cache, inside the read of the
     power sums) gives the mask of segmented_topk_mask with its own counts."""
     gen = torch.Generator().manual_seed(33)
     rows, length = 300, 257
     params = torch.randn(rows * length, generator=gen) * torch.rand(rows * length, generator=gen)
+    params = params.to(dtype)
     mask = torch.rand(rows * length, generator=gen) < 0.9
     seg = sk.Segments.from_lengths(torch.full((rows,), length))
     step = sk.sap_step(params, seg, 0.5, 1.0, mask=mask, backend=backend)

@@ -1,6 +1,7 @@
-// The bracket read of select_bracket.h, 32 float32 entries a step with AVX2: compares, mask
-// bytes and the count of entries above the bracket stay in vector registers, and a step
-// returns a bit per entry that lies inside the bracket (rare), for the caller to gather.
+// The bracket read of select_bracket.h, 32 entries a step with AVX2 (float32: BracketBlock;
+// float16 / bfloat16: BracketBlock16): compares, mask bytes and the count of entries above the
+// bracket stay in vector registers, and a step returns a bit per entry that lies inside the
+// bracket (rare), for the caller to gather.
 #pragma once
 
 #include "isa.h"
@@ -71,6 +72,51 @@ struct BracketBlock {
     for (const int32_t lane : lanes) total -= lane;
     return total;
   }
+};
+// Float16 / bfloat16 keys (sign cleared) are below 2^15, so the signed 16-bit compares order
+// them. The count above is kept by a popcount a step (16-bit lanes would overflow).
+struct BracketBlock16 {
+  static constexpr int64_t kSize = 32;
+  __m256i lo;
+  __m256i hi;
+  int64_t above_count = 0;
+
+  BracketBlock16(uint16_t bracket_lo, uint16_t bracket_hi)
+      : lo(_mm256_set1_epi16(static_cast<int16_t>(bracket_lo))),
+        hi(_mm256_set1_epi16(static_cast<int16_t>(bracket_hi))) {}
+
+  // 0 / -1 bytes of the 32 entries in order, from two vectors of 16-bit flags (the pack
+  // interleaves 128-bit lanes, the permutation puts them back).
+  static __m256i flag_bytes(__m256i low, __m256i high) {
+    return _mm256_permute4x64_epi64(_mm256_packs_epi16(low, high), 0xd8);
+  }
+
+  // out[0..32) = live && key > hi; returns bit j set where entry j is live and in [lo, hi].
+  template <bool kMasked>
+  uint32_t step(const uint16_t* params, const uint8_t* mask, uint8_t* out) {
+    const __m256i abs_mask = _mm256_set1_epi16(0x7fff);
+    __m256i up[2], outside[2];
+    for (int j = 0; j < 2; ++j) {
+      const __m256i key = _mm256_and_si256(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(params + 16 * j)), abs_mask);
+      up[j] = _mm256_cmpgt_epi16(key, hi);
+      outside[j] = _mm256_or_si256(up[j], _mm256_cmpgt_epi16(lo, key));
+    }
+    __m256i up_bytes = flag_bytes(up[0], up[1]);
+    __m256i outside_bytes = flag_bytes(outside[0], outside[1]);
+    if constexpr (kMasked) {
+      const __m256i live = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mask));
+      const __m256i dead = _mm256_cmpeq_epi8(live, _mm256_setzero_si256());
+      up_bytes = _mm256_andnot_si256(dead, up_bytes);
+      outside_bytes = _mm256_or_si256(outside_bytes, dead);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                        _mm256_and_si256(up_bytes, _mm256_set1_epi8(1)));
+    above_count += __builtin_popcount(static_cast<uint32_t>(_mm256_movemask_epi8(up_bytes)));
+    return ~static_cast<uint32_t>(_mm256_movemask_epi8(outside_bytes));
+  }
+
+  int64_t above() const { return above_count; }
 };
 #else
 constexpr bool kHasBracketBlock = false;
