@@ -49,8 +49,7 @@ void select_small_widened(const Keys<E>& keys, int64_t begin, int64_t end, int64
   thread_local std::vector<uint32_t> widened, scratch;
   const auto n = static_cast<size_t>(end - begin);
   widened.resize(n);
-  const typename E::Bits* bits = keys.params + begin;
-  for (size_t i = 0; i < n; ++i) widened[i] = bits[i] & E::kAbsMask;  // vectorised by the compiler
+  for (size_t i = 0; i < n; ++i) widened[i] = keys.key(begin + static_cast<int64_t>(i));
   const uint8_t* mask = keys.mask == nullptr ? nullptr : keys.mask + begin;
   select_small_vectors(widened.data(), mask, 0, end - begin, keep, scratch, out + begin);
 }
