@@ -1,7 +1,8 @@
 """segmented_topk_mask and sap_step on segments of up to 2^15 entries, the ones a thread selects
-in cache (float32 with AVX2, and float16 / bfloat16 with their keys widened to 32 bits: all
-pairs ranked below 64 entries, brackets from a small strided sample above): the brackets' misses
-on either side, ties split at the threshold, and dead entries, against the reference."""
+in cache (float32 with AVX2, float16 / bfloat16 with their keys widened to 32 bits, float64 by
+the high 32 bits of its keys: all pairs ranked below 64 entries, brackets from a small strided
+sample above): the brackets' misses on either side, ties split at the threshold, float64 keys
+that differ only below their high 32 bits, and dead entries, against the reference."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from strategies import Case, cases_of_lengths, kept_fractions
 import sap_kernels as sk
 
 SHORT_KINDS = ("normal", "wide", "sparse", "ties", "zeros")
-# The dtypes of the cache selection's vector path (float64 takes the radix rounds).
-VECTOR_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+# The dtypes of the cache selection's vector path: all of them.
+VECTOR_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 
 @settings(max_examples=30)
@@ -32,7 +33,7 @@ VECTOR_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
             min_size=1,
             max_size=8,
         ),
-        (torch.float32, torch.float32, torch.bfloat16, torch.float16),
+        (torch.float32, torch.float32, torch.bfloat16, torch.float16, torch.float64),
         SHORT_KINDS,
         ("none", "random", "segments"),
         (0.05, 0.5, 0.95),
@@ -82,6 +83,36 @@ def test_ties_split_at_threshold(backend: str, length: int, dtype: torch.dtype) 
     seg = sk.Segments.from_lengths(torch.full((rows,), length))
     for kept in (0.3, 0.6):
         check_topk_against_reference(backend, params, seg, kept, mask, f"{length} kept {kept}")
+
+
+def low_word_variants(length: int, rows: int, low_words: int, seed: int) -> torch.Tensor:
+    """float64 rows whose entries take a few magnitudes (so a few high 32-bit words), each with
+    one of `low_words` low 32-bit words: keys that tie in their high words and mostly differ
+    below them, with exact ties too. Signs random."""
+    gen = torch.Generator().manual_seed(seed)
+    magnitudes = torch.tensor([0.25, 0.5, 0.75, 1.0, 3.0], dtype=torch.float64)
+    pick = torch.randint(0, len(magnitudes), (rows * length,), generator=gen)
+    high = magnitudes[pick].view(torch.int64) & ~0xFFFFFFFF
+    low_table = torch.randint(0, 1 << 32, (low_words,), generator=gen)
+    low = low_table[torch.randint(0, low_words, (rows * length,), generator=gen)]
+    sign = torch.randint(0, 2, (rows * length,), generator=gen) << 63
+    return (high | low | sign).view(torch.float64)
+
+
+@pytest.mark.parametrize("low_words", [2, 97, 255])
+@pytest.mark.parametrize("length", [40, 1000, 20000])
+def test_float64_keys_tied_in_high_words(backend: str, length: int, low_words: int) -> None:
+    """float64 keys ordered by their low 32 bits among those that share the high 32 bits (the
+    word the vector selection ranks first), exact ties among them too, dead entries, any k."""
+    rows = 4
+    params = low_word_variants(length, rows, low_words, seed=35 + length)
+    gen = torch.Generator().manual_seed(36)
+    mask = torch.rand(rows * length, generator=gen) < 0.85
+    seg = sk.Segments.from_lengths(torch.full((rows,), length))
+    for kept in (0.1, 0.37, 0.5, 0.9):
+        label = f"{length} x {low_words} low words, kept {kept}"
+        check_topk_against_reference(backend, params, seg, kept, None, label)
+        check_topk_against_reference(backend, params, seg, kept, mask, label + " masked")
 
 
 @pytest.mark.parametrize("dtype", VECTOR_DTYPES, ids=lambda d: str(d).split(".")[-1])

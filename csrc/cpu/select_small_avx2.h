@@ -311,12 +311,22 @@ void write_threshold(const uint32_t* params, const uint8_t* mask, int64_t begin,
   }
 }
 
-// Keeps the keep largest of the live entries of [begin, end) (0 < keep < live); scratch has
-// room for 2 (end - begin + kPackSlack) keys.
+// The threshold of the keep-th largest of the live keys of [begin, end) (0 < keep < live), with
+// the number of live keys equal to it; scratch has room for 2 (end - begin + kPackSlack) keys.
+// Segments shorter than kMinVectorSegment have their keys copied and ranked by all pairs.
 template <bool kMasked>
-void select_small_keys(const uint32_t* params, const uint8_t* mask, int64_t begin, int64_t end,
-                       int64_t live, int64_t keep, int32_t* scratch, uint8_t* out) {
+SmallThreshold small_threshold(const uint32_t* params, const uint8_t* mask, int64_t begin,
+                               int64_t end, int64_t live, int64_t keep, int32_t* scratch) {
   int32_t* keys = scratch;
+  if (end - begin < kMinVectorSegment) {
+    const int64_t n = end - begin;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(keys + i), load_keys<kMasked>(params, mask, begin + i));
+    }
+    for (; i < n; ++i) keys[i] = load_key<kMasked>(params, mask, begin + i);
+    return rank_threshold_of_few(keys, n, keep);
+  }
   int32_t* spare = scratch + (end - begin + kPackSlack);
   KeyRange range{0, kMaxKey};
   int64_t rank = keep;
@@ -330,21 +340,24 @@ void select_small_keys(const uint32_t* params, const uint8_t* mask, int64_t begi
     n = narrowed;
     if (slow) break;
   }
-  write_threshold<kMasked>(params, mask, begin, end, select_in_range(keys, n, rank, range), out);
+  return select_in_range(keys, n, rank, range);
 }
 
-// A segment of fewer than kMinVectorSegment entries: its keys copied to scratch space and
-// ranked by all pairs. Keeps the keep largest of the live entries (0 < keep < live).
-template <bool kMasked>
-void select_few_keys(const uint32_t* params, const uint8_t* mask, int64_t begin, int64_t end,
-                     int64_t keep, int32_t* keys, uint8_t* out) {
-  const int64_t n = end - begin;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(keys + i), load_keys<kMasked>(params, mask, begin + i));
-  }
-  for (; i < n; ++i) keys[i] = load_key<kMasked>(params, mask, begin + i);
-  write_threshold<kMasked>(params, mask, begin, end, rank_threshold_of_few(keys, n, keep), out);
+// The threshold of the keep-th largest live key of [begin, end) (0 < keep < live).
+inline SmallThreshold small_threshold(const uint32_t* params, const uint8_t* mask, int64_t begin,
+                                      int64_t end, int64_t live, int64_t keep,
+                                      std::vector<uint32_t>& scratch) {
+  scratch.resize(static_cast<size_t>(2 * (end - begin + kPackSlack)));
+  auto* keys = reinterpret_cast<int32_t*>(scratch.data());
+  if (mask == nullptr) return small_threshold<false>(params, mask, begin, end, live, keep, keys);
+  return small_threshold<true>(params, mask, begin, end, live, keep, keys);
+}
+
+// out[begin..end) = live && key > bound.
+inline void write_above_live(const uint32_t* params, const uint8_t* mask, int64_t begin,
+                             int64_t end, int32_t bound, uint8_t* out) {
+  if (mask == nullptr) return write_above<false>(params, mask, begin, end, bound, out);
+  write_above<true>(params, mask, begin, end, bound, out);
 }
 
 // Keeps the keep largest live entries of [begin, end) (end - begin <= kSmallSegment).
@@ -353,18 +366,12 @@ inline void select_small_vectors(const uint32_t* params, const uint8_t* mask, in
                                  uint8_t* out) {
   const int64_t live = count_live(mask == nullptr ? mask : mask + begin, end - begin);
   if (keep <= 0 || keep >= live) {
-    const int32_t bound = keep <= 0 ? kMaxKey : -1;  // nothing is above kMaxKey; every live key is above -1
-    if (mask == nullptr) return write_above<false>(params, mask, begin, end, bound, out);
-    return write_above<true>(params, mask, begin, end, bound, out);
+    // Nothing is above kMaxKey; every live key is above -1.
+    return write_above_live(params, mask, begin, end, keep <= 0 ? kMaxKey : -1, out);
   }
-  scratch.resize(static_cast<size_t>(2 * (end - begin + kPackSlack)));
-  auto* keys = reinterpret_cast<int32_t*>(scratch.data());
-  if (end - begin < kMinVectorSegment) {
-    if (mask == nullptr) return select_few_keys<false>(params, mask, begin, end, keep, keys, out);
-    return select_few_keys<true>(params, mask, begin, end, keep, keys, out);
-  }
-  if (mask == nullptr) return select_small_keys<false>(params, mask, begin, end, live, keep, keys, out);
-  select_small_keys<true>(params, mask, begin, end, live, keep, keys, out);
+  const SmallThreshold found = small_threshold(params, mask, begin, end, live, keep, scratch);
+  if (mask == nullptr) return write_threshold<false>(params, mask, begin, end, found, out);
+  write_threshold<true>(params, mask, begin, end, found, out);
 }
 #else
 constexpr bool kHasSmallVectors = false;
