@@ -62,11 +62,12 @@ void prune_counts(uintptr_t pqi, uintptr_t count, int64_t num_segments, double p
                        SapParameters{p, q, eta_r, gamma, beta}, address<int64_t>(out));
 }
 
-void topk_mask(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel, uintptr_t offsets,
-               int64_t num_segments, uintptr_t keep, uintptr_t out) {
+// Returns the number of non-finite live entries (the mask is then not to be used).
+int64_t topk_mask(uintptr_t params, int32_t dtype, uintptr_t mask, int64_t numel, uintptr_t offsets,
+                  int64_t num_segments, uintptr_t keep, uintptr_t out) {
   const SegmentedBuffer input = segmented_buffer(params, dtype, mask, numel, offsets, num_segments);
   py::gil_scoped_release release;
-  segmented_topk_mask_cpu(input, address<const int64_t>(keep), address<uint8_t>(out));
+  return segmented_topk_mask_cpu(input, address<const int64_t>(keep), address<uint8_t>(out));
 }
 
 // Returns the number of non-finite live entries (the outputs are then not to be used).

@@ -65,7 +65,8 @@ def sap_step(
         eta_r, gamma, beta: the paper's hyper-parameters (eta_r >= 0, gamma >= 0, 0 <= beta <= 1).
         out: optional contiguous bool tensor [params.numel()] to write the new mask into,
             sharing no memory with params or mask (a pruner can keep two and alternate: a fresh
-            mask of 1e8 entries costs ~25,000 page faults).
+            mask of 1e8 entries costs ~25,000 page faults). The CPU step finds NaN / inf in the
+            same read that selects, so after that error out may be partly written.
         backend: ``"cpu"`` (C++), ``"cuda"``, ``"triton"``, ``"torch"`` (reference) or None
             (the default for the device; ``$SAP_KERNELS_BACKEND`` overrides it).
 

@@ -103,6 +103,14 @@ def raise_if_nonfinite(
         )
         if native_count == 0:
             return
+    raise_nonfinite_found(op, params, offsets, mask)
+
+
+def raise_nonfinite_found(
+    op: str, params: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor | None
+) -> None:
+    """The error for the live NaN / inf entries of params, naming how many and their segments
+    (found by the reference; returns if there are none)."""
     bad = reference.nonfinite_live(params, mask)
     how_many = int(bad.sum())
     if how_many:
@@ -129,7 +137,8 @@ def segmented_topk_mask(
         segments: a ``Segments`` or 1-D int64 offsets (length S + 1, ending at params.numel()).
         k: entries to keep per segment: an int, or an int64 tensor [S]; every k >= 0.
         mask: optional bool tensor of params.numel() elements; False entries take no part.
-        out: optional contiguous bool tensor [params.numel()] to write the mask into.
+        out: optional contiguous bool tensor [params.numel()] to write the mask into (left as
+            it was when the call fails).
         backend: ``"cpu"`` (C++), ``"cuda"``, ``"triton"``, ``"torch"`` (reference) or None
             (the default for the device; ``$SAP_KERNELS_BACKEND`` overrides it).
 
@@ -164,9 +173,13 @@ def _topk_mask_into(
     mask = check_mask(op, mask, params)
     offsets = check_offsets(op, offsets, params)
     keep = check_keep_counts(op, k, offsets.numel() - 1)
+    given_out = out is not None
     out = check_out(op, out, params, mask)
     backend = resolve_backend(op, backend, params.device)
-    raise_if_nonfinite(op, params, offsets, mask)
+    if given_out or backend != "cpu":
+        # Checked before anything is written: a failed call leaves the caller's out as it was.
+        raise_if_nonfinite(op, params, offsets, mask)
+    # Into a fresh mask the CPU kernel counts NaN / inf as it selects (topk_mask_of raises).
     return topk_mask_of(op, params, offsets, keep, mask, out, backend)
 
 
@@ -208,7 +221,9 @@ def topk_mask_of(
     out: torch.Tensor,
     backend: str,
 ) -> torch.Tensor:
-    """The mask of validated, finite inputs into out, on backend (keep: CPU int64 [S])."""
+    """The mask of validated inputs into out, on backend (keep: CPU int64 [S]). params must be
+    finite where live; backend "cpu" checks it as it selects, and raises for NaN / inf (out
+    then partly written)."""
     if backend == "triton":
         from .triton import topk_mask as triton_topk
 
@@ -220,7 +235,9 @@ def topk_mask_of(
     if backend != "cpu":
         out.copy_(reference.topk_mask(params, offsets, keep, mask))
         return out
-    native(op).topk_mask(*buffer_arguments(params, mask, offsets), keep.data_ptr(), out.data_ptr())
+    arguments = buffer_arguments(params, mask, offsets)
+    if native(op).topk_mask(*arguments, keep.data_ptr(), out.data_ptr()):
+        raise_nonfinite_found(op, params, offsets, mask)
     return out
 
 

@@ -278,6 +278,49 @@ def test_failed_sap_step_leaves_inputs_unchanged(
         assert torch.equal(bits(tensor), before[name]), f"{name} changed by a failed call"
 
 
+# ---- NaN or inf found where the kernel reads it: in a short or a long segment ----
+
+# Segments of 7, 0, 3000 (selected in cache), 40000 (by all threads) and 5 entries.
+NONFINITE_LENGTHS = [7, 0, 3000, 40_000, 5]
+# where -> (flat positions made non-finite, the segments the error must name)
+NONFINITE_PLACES = {
+    "first short": ([3], [0]),
+    "short, last entry": ([3006], [2]),
+    "long, middle": ([3007 + 20_000], [3]),
+    "long, last entry": ([43_006], [3]),
+    "last segment": ([43_011], [4]),
+    "short and long": ([3, 3007, 43_010], [0, 3, 4]),
+}
+
+
+@pytest.mark.parametrize("place", NONFINITE_PLACES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_nonfinite_found_in_any_segment(backend: str, dtype: torch.dtype, place: str) -> None:
+    """A NaN or inf live entry anywhere, the rest finite, a fresh mask or out=, masked or not:
+    the error counts them and names their segments; the same entries dead are no error."""
+    positions, bad_segments = NONFINITE_PLACES[place]
+    gen = torch.Generator().manual_seed(37)
+    n = sum(NONFINITE_LENGTHS)
+    params = torch.randn(n, generator=gen).to(dtype)
+    values = [NAN, INF, -INF]
+    for i, position in enumerate(positions):
+        params[position] = values[i % 3]
+    segments = sk.Segments.from_lengths(NONFINITE_LENGTHS)
+    k = torch.tensor([3, 0, 1000, 17_000, 2])
+    live = torch.rand(n, generator=gen) < 0.9
+    live[positions] = True
+    fragments = [f"{len(positions)} NaN or inf", f"segment(s) {bad_segments}"]
+    for mask in (None, live):
+        for out in (None, torch.zeros(n, dtype=torch.bool)):
+            with pytest.raises(ValueError, match="^segmented_topk_mask: ") as info:
+                sk.segmented_topk_mask(params, segments, k, mask, out, backend=backend)
+            assert_message(info.value, "segmented_topk_mask", fragments)
+    dead = live.clone()
+    dead[positions] = False
+    got = sk.segmented_topk_mask(params, segments, k, dead, backend=backend)
+    assert not bool(got[positions].any())
+
+
 # ---- NaN or inf in a dead entry takes no part ----
 
 

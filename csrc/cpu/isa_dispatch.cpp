@@ -95,7 +95,7 @@ int64_t segmented_power_sums_cpu(const SegmentedBuffer& input, double p, double 
   SAP_KERNELS_DISPATCH(power_sums(input, p, q, out));
 }
 
-void segmented_topk_mask_cpu(const SegmentedBuffer& input, const int64_t* keep, uint8_t* out) {
+int64_t segmented_topk_mask_cpu(const SegmentedBuffer& input, const int64_t* keep, uint8_t* out) {
   SAP_KERNELS_DISPATCH(topk_mask(input, keep, out));
 }
 

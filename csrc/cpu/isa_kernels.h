@@ -12,7 +12,7 @@ namespace sap_kernels::cpu {
 #define SAP_KERNELS_DECLARE_ISA_KERNELS                                                       \
   int64_t power_sums(const SegmentedBuffer& input, double p, double q,                      \
                      const PowerSumsOutput& out);                                             \
-  void topk_mask(const SegmentedBuffer& input, const int64_t* keep, uint8_t* out);           \
+  int64_t topk_mask(const SegmentedBuffer& input, const int64_t* keep, uint8_t* out);        \
   int64_t count_nonfinite_live(const SegmentedBuffer& input);                               \
   int64_t sap_step(const SegmentedBuffer& input, const SapParameters& sap, double* pqi,      \
                    int64_t* count, int64_t* prune, uint8_t* out);

@@ -1,10 +1,11 @@
 // Exact per-segment magnitude masks on the CPU by radix select (radix_select.h): segments of
 // up to kSmallSegment entries one thread each, in cache (select_small.h); longer ones by all
-// threads together (select_large.h).
+// threads together (select_large.h). Each segment's live NaN / inf are counted as it is read.
 // This file is compiled once per instruction set (see isa_dispatch.cpp).
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -19,30 +20,52 @@
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 namespace {
 
-// The live entries of [begin, end), by all threads.
-inline int64_t count_live_parallel(const uint8_t* mask, int64_t begin, int64_t end) {
-  if (mask == nullptr) return end - begin;
-  int64_t live = 0;
-#pragma omp parallel for schedule(static) reduction(+ : live)
+// The live NaN / inf entries of a segment, counted by the thread about to select it: the
+// read brings the segment into cache for the selection, so it costs little more than a vector
+// max (a separate pass over the whole buffer took ~17% of a call on rows of 1000).
+template <class E>
+int64_t segment_nonfinite(const Keys<E>& keys, int64_t begin, int64_t end) {
+  const uint8_t* mask = keys.mask == nullptr ? nullptr : keys.mask + begin;
+  if (max_live_abs_bits<E>(keys.params + begin, mask, end - begin) < E::kInfBits) return 0;
+  return count_nonfinite<E>(keys.params + begin, mask, end - begin);
+}
+
+struct LiveCount {
+  int64_t live;
+  int64_t nonfinite;
+};
+
+// The live entries of a long segment [begin, end), and the NaN / inf among them, by all threads.
+template <class E>
+LiveCount count_live_parallel(const Keys<E>& keys, int64_t begin, int64_t end) {
+  int64_t live = 0, nonfinite = 0;
+#pragma omp parallel for schedule(static) reduction(+ : live, nonfinite)
   for (int64_t tile = begin; tile < end; tile += kTileSize) {
-    live += count_live(mask + tile, std::min(kTileSize, end - tile));
+    const int64_t tile_end = std::min(tile + kTileSize, end);
+    live += keys.mask == nullptr ? tile_end - tile : count_live(keys.mask + tile, tile_end - tile);
+    nonfinite += segment_nonfinite(keys, tile, tile_end);
   }
-  return live;
+  return {live, nonfinite};
 }
 
 template <class E>
-void topk_mask_for(const SegmentedBuffer& input, const int64_t* keep, uint8_t* out) {
+int64_t topk_mask_for(const SegmentedBuffer& input, const int64_t* keep, uint8_t* out) {
   const Keys<E> keys{static_cast<const typename E::Bits*>(input.params), input.mask};
   const int64_t* offsets = input.offsets;
+  std::atomic<int64_t> nonfinite{0};  // added to only where some are found
   select_each_segment<typename E::Bits>(
       offsets, input.num_segments,
       [&](int64_t s, std::vector<typename E::Bits>& scratch) {
+        const int64_t found = segment_nonfinite(keys, offsets[s], offsets[s + 1]);
+        if (found != 0) nonfinite += found;
         select_small(keys, offsets[s], offsets[s + 1], keep[s], scratch, out);
       },
       [&](int64_t s) {
-        const int64_t live = count_live_parallel(input.mask, offsets[s], offsets[s + 1]);
-        select_large(keys, offsets[s], offsets[s + 1], live, keep[s], out);
+        const LiveCount count = count_live_parallel(keys, offsets[s], offsets[s + 1]);
+        nonfinite += count.nonfinite;
+        select_large(keys, offsets[s], offsets[s + 1], count.live, keep[s], out);
       });
+  return nonfinite.load();
 }
 
 // count_nonfinite (accumulator.h) tile by tile, over all cores.
@@ -71,13 +94,14 @@ int64_t count_nonfinite_live(const SegmentedBuffer& input) {
   return 0;
 }
 
-void topk_mask(const SegmentedBuffer& input, const int64_t* keep, uint8_t* out) {
+int64_t topk_mask(const SegmentedBuffer& input, const int64_t* keep, uint8_t* out) {
   switch (input.dtype) {
     case ScalarType::kFloat32: return topk_mask_for<Float32Element>(input, keep, out);
     case ScalarType::kFloat64: return topk_mask_for<Float64Element>(input, keep, out);
     case ScalarType::kFloat16: return topk_mask_for<Float16Element>(input, keep, out);
     case ScalarType::kBFloat16: return topk_mask_for<BFloat16Element>(input, keep, out);
   }
+  return 0;
 }
 
 }  // namespace sap_kernels::cpu::SAP_KERNELS_ISA
