@@ -68,16 +68,15 @@ int64_t topk_mask_for(const SegmentedBuffer& input, const int64_t* keep, uint8_t
   return nonfinite.load();
 }
 
-// count_nonfinite (accumulator.h) tile by tile, over all cores.
+// segment_nonfinite tile by tile, over all cores.
 template <class E>
 int64_t count_nonfinite_for(const SegmentedBuffer& input) {
-  const auto* params = static_cast<const typename E::Bits*>(input.params);
+  const Keys<E> keys{static_cast<const typename E::Bits*>(input.params), input.mask};
   int64_t found = 0;
 #pragma omp parallel for schedule(static) reduction(+ : found)
   for (int64_t tile = 0; tile < tile_count(input.numel); ++tile) {
     const int64_t begin = tile * kTileSize;
-    const int64_t n = std::min(kTileSize, input.numel - begin);
-    found += count_nonfinite<E>(params + begin, input.mask ? input.mask + begin : nullptr, n);
+    found += segment_nonfinite(keys, begin, std::min(begin + kTileSize, input.numel));
   }
   return found;
 }
