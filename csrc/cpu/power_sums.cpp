@@ -23,6 +23,7 @@
 #include "accumulator.h"
 #include "chunked_sums.h"
 #include "element.h"
+#include "generic_batch.h"
 #include "isa_kernels.h"
 #include "octets.h"
 #include "octets_avx512.h"
@@ -128,11 +129,62 @@ int64_t resum_whole_segments(const SegmentedBuffer& input, const Exponents& ex,
   return nonfinite;
 }
 
-// Whole segments take sum_piece.sums(), which need not count NaN / inf entries: a segment
-// with one has sums that are not finite, and only then is its tile summed again with the count
-// (resum_whole_segments). That keeps a branch and the count out of the path of every short
-// segment.
-template <class E, class Pieces>
+// A tile's whole segments summed one at a time by sum_piece.sums(), each handed to finish
+// at once.
+template <class Pieces>
+struct OneByOne {
+  OneByOne(const Pieces& pieces, const Exponents&) : pieces(pieces) {}
+
+  template <class Finish>
+  __attribute__((always_inline)) void add(const SegmentedBuffer& input, int64_t segment,
+                                          int64_t begin, int64_t end, const Exponents& ex,
+                                          Finish&& finish) {
+    finish(segment, pieces.sums(input, Piece{segment, begin, end, false, false}, ex));
+  }
+
+  template <class Finish>
+  void flush(Finish&&) {}
+
+  const Pieces& pieces;
+};
+
+// Whole segments with both exponents generic in float32: a short one of the same length as the
+// segment before it through a GenericBatch (runs of one length, as in rows; lengths that vary
+// made its per-segment loops mispredict, slower than one by one), the others one by one.
+template <class E>
+struct BatchedGeneric {
+  BatchedGeneric(const ChunkedPieces<E>& pieces, const Exponents& ex) : pieces(pieces), batch(ex) {}
+
+  template <class Finish>
+  __attribute__((always_inline)) void add(const SegmentedBuffer& input, int64_t segment,
+                                          int64_t begin, int64_t end, const Exponents& ex,
+                                          Finish&& finish) {
+    const int64_t n = end - begin;
+    const bool same_length = n == last_length;
+    last_length = n;
+    if (!same_length || !GenericBatch<E>::takes(n)) {
+      return finish(segment, pieces.sums(input, Piece{segment, begin, end, false, false}, ex));
+    }
+    const auto* params = static_cast<const typename E::Bits*>(input.params) + begin;
+    const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + begin;
+    batch.add(params, mask, n, input.numel - begin, segment, finish);
+  }
+
+  template <class Finish>
+  void flush(Finish&& finish) {
+    batch.flush(finish);
+  }
+
+  const ChunkedPieces<E>& pieces;
+  GenericBatch<E> batch;
+  int64_t last_length = -1;
+};
+
+// Whole segments go through WholeSums (sum_piece.sums() one by one, or a batch), whose sums
+// need not count NaN / inf entries: a segment with one has sums that are not finite, and only
+// then is its tile summed again with the count (resum_whole_segments). That keeps a branch
+// and the count out of the path of every short segment.
+template <class E, class Pieces, class WholeSums = OneByOne<Pieces>>
 int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
                             const PowerSumsOutput& out, const Pieces& sum_piece) {
   const int64_t tiles = tile_count(input.numel);
@@ -147,6 +199,7 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
 #pragma omp parallel reduction(+ : nonfinite)
   {
     PqiBatch batch(rule, out.pqi);
+    WholeSums whole_sums(sum_piece, ex);
     // Tiles handed out one at a time: a core slowed by other work (a shared machine, a
     // hybrid CPU's efficiency cores) takes fewer, instead of the others waiting on its half.
     // Each tile's outputs do not depend on the thread that reads it.
@@ -158,8 +211,7 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
         nonfinite += acc.nonfinite;
         (pc.starts_before_tile ? head : tail)[tile] = BoundaryPiece{pc.segment, acc};
       };
-      auto whole_segment = [&](int64_t segment, int64_t begin, int64_t end) {
-        const Accumulator acc = sum_piece.sums(input, Piece{segment, begin, end, false, false}, ex);
+      auto finish_whole = [&](int64_t segment, const Accumulator& acc) {
         if (!counts_only) {
           write_segment(acc, segment, rule, whole);
         } else if (out.count) {
@@ -174,8 +226,12 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
                                           : acc.sum_p + acc.sum_q;
         }
       };
+      auto whole_segment = [&](int64_t segment, int64_t begin, int64_t end) {
+        whole_sums.add(input, segment, begin, end, ex, finish_whole);
+      };
       const SegmentRange whole_range = for_each_piece_whole_apart(
           input.offsets, input.num_segments, input.numel, tile, crossing, whole_segment);
+      whole_sums.flush(finish_whole);
       if (out.pqi) batch.flush();
       // NaN compares false
       const bool not_finite = out.pqi ? batch.take_not_finite()
@@ -291,6 +347,12 @@ int64_t power_sums_for(const SegmentedBuffer& input, const Exponents& ex,
         case K::kThree: return octets_for_q<E, K::kThree>(input, ex, out);
         default: break;
       }
+    }
+  }
+  if constexpr (!std::is_same_v<E, Float64Element>) {
+    if (ex.generic_in_float32 && ex.kind_p == K::kGeneric && ex.kind_q == K::kGeneric) {
+      return power_sums_by_tiles<E, ChunkedPieces<E>, BatchedGeneric<E>>(input, ex, out,
+                                                                        ChunkedPieces<E>{});
     }
   }
   return power_sums_by_tiles<E>(input, ex, out, ChunkedPieces<E>{});
