@@ -12,6 +12,8 @@
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
+struct PowerTables;  // power_tables.h
+
 struct Exponents {
   double p;
   double q;
@@ -20,6 +22,7 @@ struct Exponents {
   bool scaled;
   bool generic_in_float32;  // generic exponents in float32 arithmetic (powers_f32.h)
   bool by_octets;           // unscaled fast-path exponents on 16/32-bit entries (octets.h)
+  const PowerTables* tables = nullptr;  // generic_in_float32 with AVX-512 (power_tables.h)
 };
 
 // Power sums of part of one segment, in units of 2^exponent.

@@ -10,6 +10,7 @@
 #include "element.h"
 #include "isa.h"
 #include "octets.h"
+#include "power_tables.h"
 #include "powers.h"
 #include "powers_f32.h"
 #include "sap_kernels/power_sums.h"
@@ -120,28 +121,78 @@ template <class E>
 void scaled_log2_in_place(float* values, int64_t padded, float high, float low,
                           const typename E::Bits* next) {
   for (int64_t i = 0; i < padded; i += kExp2Lanes) {
-    if constexpr (kExp2Lanes == 8) {
-      __builtin_prefetch(next + i);
-    } else {
-      // Into L2 (prefetcht1): with the faster arithmetic, prefetches into L1 ran out of
-      // fill buffers and stalled this loop.
-      __builtin_prefetch(next + i, 0, 2);
-    }
+    __builtin_prefetch(next + i);
     const Exp2Vector log2_scaled = log2_lanes(load_stored_octets(values + i) * high * low);
     __builtin_memcpy(values + i, &log2_scaled, sizeof(log2_scaled));
   }
 }
 
+#if defined(SAP_KERNELS_POWER_TABLES)
+// Adds Σ (x 2^-e)^p (if kP) and Σ (x 2^-e)^q (if kQ) of magnitudes[0..padded), padded a
+// multiple of 16, by the tables (power_tables.h), in add_exp2_sums's order (GenericBatch adds
+// its stored terms the same way).
+// Compute-bound: it prefetches `next` (the params of the next chunk) into L2 (prefetcht1;
+// into L1 they ran out of fill buffers and stalled the loop), so that their read comes from
+// cache instead of waiting on memory.
+template <bool kP, bool kQ, class Bits>
+void add_table_sums(const float* magnitudes, int64_t padded, const TableScale& scale,
+                    const PowerTables& tables, const Bits* next, double& sum_p, double& sum_q) {
+  const TablePowers<kP, kQ> powers(tables);
+  Exp2Sum acc_p = {}, acc_q = {};
+  int64_t i = 0;
+  // Two vectors' terms added at once, so that only two of each are live.
+  auto pair = [&](int64_t at, f32x16& pair_p, f32x16& pair_q) __attribute__((always_inline)) {
+    f32x16 first_p, first_q, second_p, second_q;
+    __builtin_prefetch(next + at, 0, 2);
+    powers.terms(load_stored_octets(magnitudes + at), scale, first_p, first_q);
+    __builtin_prefetch(next + at + 16, 0, 2);
+    powers.terms(load_stored_octets(magnitudes + at + 16), scale, second_p, second_q);
+    pair_p = first_p + second_p;
+    pair_q = first_q + second_q;
+  };
+  for (; i + 64 <= padded; i += 64) {
+    f32x16 low_p, low_q, high_p, high_q;
+    pair(i, low_p, low_q);
+    pair(i + 32, high_p, high_q);
+    if constexpr (kP) add_to_double(acc_p, low_p + high_p);
+    if constexpr (kQ) add_to_double(acc_q, low_q + high_q);
+  }
+  for (; i < padded; i += 16) {  // short segments: at most three more vectors
+    f32x16 p, q;
+    powers.terms(load_stored_octets(magnitudes + i), scale, p, q);
+    if constexpr (kP) add_to_double(acc_p, p);
+    if constexpr (kQ) add_to_double(acc_q, q);
+  }
+  sum_p += horizontal_sum(acc_p);
+  sum_q += horizontal_sum(acc_q);
+}
+#endif
+
 // Adds the generic exponents' power sums of a chunk whose magnitudes store_magnitudes put in
-// `magnitudes`, scaled by high * low, in float32 arithmetic (powers_f32.h).
+// `magnitudes`, scaled by 2^-e (`scale`), in float32 arithmetic: by the tables with AVX-512
+// (power_tables.h), else by log2 / exp2 (powers_f32.h).
 template <class E>
 void add_generic_chunk_f32(float* magnitudes, int64_t n, const typename E::Bits* next,
-                           float high, float low, const Exponents& ex, Accumulator& acc) {
+                           const TableScale& scale, const Exponents& ex, Accumulator& acc) {
   const int64_t padded = padded_to_exp2_lanes(n);
-  scaled_log2_in_place<E>(magnitudes, padded, high, low, next);
+  const bool generic_p = ex.kind_p == PowerKind::kGeneric;
+  const bool generic_q = ex.kind_q == PowerKind::kGeneric;
+#if defined(SAP_KERNELS_POWER_TABLES)
+  const PowerTables& tables = *ex.tables;
+  if (generic_p && generic_q) {
+    return add_table_sums<true, true>(magnitudes, padded, scale, tables, next, acc.sum_p,
+                                      acc.sum_q);
+  }
+  if (generic_p) {
+    return add_table_sums<true, false>(magnitudes, padded, scale, tables, next, acc.sum_p,
+                                       acc.sum_q);
+  }
+  add_table_sums<false, true>(magnitudes, padded, scale, tables, next, acc.sum_p, acc.sum_q);
+#else
+  scaled_log2_in_place<E>(magnitudes, padded, scale.high, scale.low, next);
   add_generic_powers_f32(magnitudes, padded, static_cast<float>(ex.p), static_cast<float>(ex.q),
-                         ex.kind_p == PowerKind::kGeneric, ex.kind_q == PowerKind::kGeneric,
-                         acc.sum_p, acc.sum_q);
+                         generic_p, generic_q, acc.sum_p, acc.sum_q);
+#endif
 }
 
 // Adds the fast-path exponents' power sums of a chunk to acc.
@@ -219,13 +270,9 @@ void add_scaled_chunk(const typename E::Bits* params, const uint8_t* mask, int64
   const Scaling scaling = Scaling::for_exponent(acc.exponent);
   if (!generic_f32) return add_chunk_powers<E, true>(params, mask, n, scaling, ex, acc);
   add_fast_path_powers<E, true>(params, mask, n, scaling, ex, acc);
-  add_generic_chunk_f32<E>(magnitudes, n, params + kChunk, static_cast<float>(scaling.high),
-                           static_cast<float>(scaling.low), ex, acc);
-}
-
-// 2^k as a float, for -126 <= k <= 127.
-inline float float_power_of_two(int k) {
-  return bit_cast<float>(static_cast<uint32_t>(k + 127) << 23);
+  const TableScale scale = TableScale::for_exponent(
+      acc.exponent, static_cast<float>(scaling.high), static_cast<float>(scaling.low));
+  add_generic_chunk_f32<E>(magnitudes, n, params + kChunk, scale, ex, acc);
 }
 
 // A whole piece of at most kChunk entries, both exponents generic in float32 (the segments of
@@ -244,14 +291,9 @@ Accumulator sum_short_generic_f32(const typename E::Bits* params, const uint8_t*
     return acc;
   }
   if (max_bits == 0) return acc;
-  // max = f 2^e with f in [0.5, 1): from the exponent field, or (subnormal max) as before
-  const int e = max_bits >= 0x00800000u ? static_cast<int>(max_bits >> 23) - 126
-                                        : binary_exponent(Float32Element::to_double(max_bits));
-  acc.exponent = e;
+  const TableScale scale = TableScale::for_largest(max_bits, acc.exponent);
   acc.has_scale = true;
-  const int half = -e / 2;  // as Scaling::for_exponent splits 2^-e
-  add_generic_chunk_f32<E>(magnitudes, n, params + kChunk, float_power_of_two(half),
-                           float_power_of_two(-e - half), ex, acc);
+  add_generic_chunk_f32<E>(magnitudes, n, params + kChunk, scale, ex, acc);
   return acc;
 }
 

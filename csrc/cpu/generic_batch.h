@@ -15,6 +15,7 @@
 #include "chunked_sums.h"
 #include "element.h"
 #include "isa.h"
+#include "power_tables.h"
 #include "powers_f32.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
@@ -53,14 +54,9 @@ class GenericBatch {
       return finish(segment, acc);
     }
     if (max_bits == 0) return finish(segment, acc);
-    // max = f 2^e with f in [0.5, 1), and the scale 2^-e as the same two factors: the
-    // arithmetic of sum_short_generic_f32
-    const int e = max_bits >= 0x00800000u ? static_cast<int>(max_bits >> 23) - 126
-                                          : binary_exponent(Float32Element::to_double(max_bits));
-    acc.exponent = e;
+    // the scale of sum_short_generic_f32
+    set_scales(used_, vectors, TableScale::for_largest(max_bits, acc.exponent));
     acc.has_scale = true;
-    const int half = -e / 2;
-    set_factors(used_, vectors, float_power_of_two(half), float_power_of_two(-e - half));
     pending_[size_] = Pending{segment, used_, vectors, acc};
     ++size_;
     used_ += vectors;
@@ -71,8 +67,7 @@ class GenericBatch {
   template <class Finish>
   void flush(Finish&& finish) {
     if (size_ == 0) return;
-    log2_in_place();
-    exp2_terms();
+    terms();
     for (int i = 0; i < size_; ++i) {
       Pending& pending = pending_[i];
       add_sums(pending);
@@ -90,26 +85,39 @@ class GenericBatch {
     Accumulator acc;
   };
 
-  // The scale's factors of vectors [first, first + count). Most segments have at most 8
-  // vectors: one store of 8 factors each, the excess overwritten by the next segment, instead
-  // of a loop.
-  void set_factors(int first, int count, float high, float low) {
-    f32x8 highs = {}, lows = {};
-    highs += high;
-    lows += low;
-    for (int v = 0; v < count; v += 8) {
-      __builtin_memcpy(high_ + first + v, &highs, 32);
-      __builtin_memcpy(low_ + first + v, &lows, 32);
-    }
+  // The scale of vectors [first, first + count).
+  void set_scales(int first, int count, const TableScale& scale) {
+    for (int v = 0; v < count; ++v) scales_[first + v] = scale;
   }
 
-  // log2(x high low) of every gathered entry, in place; prefetches the params after the last
-  // segment, as scaled_log2_in_place does.
+  // The terms x^p in place of each magnitude x, and x^q into terms_q_; prefetches the params
+  // after the last segment, as add_table_sums and scaled_log2_in_place do.
+#if defined(SAP_KERNELS_POWER_TABLES)
+  void terms() {
+    const TablePowers<true, true> powers(*ex_.tables);
+    for (int v = 0; v < used_; ++v) {
+      __builtin_prefetch(next_ + v * kLanes, 0, 2);
+      float* values = values_ + v * kLanes;
+      Exp2Vector term_p, term_q;
+      powers.terms(load_stored_octets(values), scales_[v], term_p, term_q);
+      __builtin_memcpy(values, &term_p, sizeof(term_p));
+      __builtin_memcpy(terms_q_ + v * kLanes, &term_q, sizeof(term_q));
+    }
+  }
+#else
+  void terms() {
+    log2_in_place();
+    exp2_terms();
+  }
+
+  // log2(x high low) of every gathered entry, in place.
   void log2_in_place() {
     for (int v = 0; v < used_; ++v) {
-      __builtin_prefetch(next_ + v * kLanes, 0, kLanes == 8 ? 3 : 2);
+      __builtin_prefetch(next_ + v * kLanes);
       float* values = values_ + v * kLanes;
-      const Exp2Vector log2_scaled = log2_lanes(load_stored_octets(values) * high_[v] * low_[v]);
+      const TableScale& scale = scales_[v];
+      const Exp2Vector scaled = load_stored_octets(values) * scale.high * scale.low;
+      const Exp2Vector log2_scaled = log2_lanes(scaled);
       __builtin_memcpy(values, &log2_scaled, sizeof(log2_scaled));
     }
   }
@@ -125,6 +133,7 @@ class GenericBatch {
       __builtin_memcpy(terms_q_ + v * kLanes, &term_q, sizeof(term_q));
     }
   }
+#endif
 
   // A segment's sums from its terms, added in add_exp2_sums's order.
   void add_sums(Pending& pending) const {
@@ -160,8 +169,7 @@ class GenericBatch {
   // store_magnitudes writes up to one octet past a segment's last vector
   alignas(64) float values_[kCapacity + 16];
   alignas(64) float terms_q_[kCapacity];
-  float high_[kMaxVectors + 8];
-  float low_[kMaxVectors + 8];
+  TableScale scales_[kMaxVectors];
   Pending pending_[kMaxVectors];
 };
 

@@ -12,11 +12,13 @@
 //   larger one, as online softmax does.
 // Precision per term: ~1e-13 relative for float64 parameters and the exponents 1, 2, 3, 4;
 // on 16/32-bit parameters 0.5 and 1.5 use the float32 square root (octets.h) and generic
-// exponents float32 log2 / exp2 (powers_f32.h), ~1e-7. Sums are always accumulated in double.
+// exponents float32 tables (AVX-512: power_tables.h) or log2 / exp2 (powers_f32.h), ~1e-7.
+// Sums are always accumulated in double.
 // This file is compiled once per instruction set (see isa_dispatch.cpp).
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -27,6 +29,7 @@
 #include "isa_kernels.h"
 #include "octets.h"
 #include "octets_avx512.h"
+#include "power_tables.h"
 #include "powers.h"
 #include "powers_f32.h"
 #include "pqi_value.h"
@@ -367,7 +370,11 @@ int64_t power_sums(const SegmentedBuffer& input, double p, double q, const Power
                                   p >= kGenericFloat32MinP && q <= kGenericFloat32MaxQ;
   const bool scaled = input.dtype == ScalarType::kFloat64 || q > 6.0 || generic_in_float32;
   const bool by_octets = !scaled && !any_generic;
-  const Exponents ex{p, q, kind_p, kind_q, scaled, generic_in_float32, by_octets};
+  Exponents ex{p, q, kind_p, kind_q, scaled, generic_in_float32, by_octets};
+#if defined(SAP_KERNELS_POWER_TABLES)
+  std::optional<PowerTables> tables;
+  if (generic_in_float32) ex.tables = &tables.emplace(p, q);
+#endif
   const PqiRule rule(p, q);
   // Empty segments are never visited by a tile.
 #pragma omp parallel for schedule(static)

@@ -1,7 +1,10 @@
 // x^p for generic exponents in float32 arithmetic, 8 lanes a vector, for float32 / float16 /
-// bfloat16 parameters: each term to ~1e-7 relative, summed in double. The double-precision
-// path (powers.h) costs about five times more per entry, which would leave the generic
-// exponents compute-bound far from the memory bandwidth.
+// bfloat16 parameters, in the copies without AVX-512 (which has power_tables.h instead): each
+// term to ~1e-7 relative near the segment's largest, summed in double; float32's absolute
+// error on log2 x moves a term x^p by p ln 2 times that, so smaller terms (larger |log2 x|)
+// carry more, ~1e-6 at 2^-30 of the largest. The double-precision path (powers.h) costs about
+// five times more per entry, which would leave the generic exponents compute-bound far from
+// the memory bandwidth.
 //
 // Inputs are scaled into (0, 1] by the segment's power-of-two scale, so log2 x <= 0 and the
 // terms that matter (x near 1) have small |log2 x|, where float32's absolute error on log2 x
@@ -78,8 +81,8 @@ inline F exp2_lanes(F y, float p) {
   return poly * (F)(power_bits);
 }
 
-// The exponentiation loop's vectors: 16 lanes with AVX-512, where the loop (compute-bound)
-// then takes half the instructions, else 8. The log2 buffer is padded to whole vectors.
+// The vectors of the generic terms and of their sums: 16 lanes with AVX-512 (whose terms come
+// from power_tables.h), else 8. The buffers of magnitudes are padded to whole vectors.
 #if defined(__AVX512F__)
 using Exp2Vector = f32x16;
 #else
