@@ -79,7 +79,9 @@ def assert_terms_close(
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("pq", [(0.5, 0.75), (0.7, 1.3), (0.6, 2.5), (1.2, 3.7)], ids=str)
+@pytest.mark.parametrize(
+    "pq", [(0.5, 0.75), (0.7, 1.3), (0.6, 2.5), (1.2, 3.7), (0.3, 1.3), (0.05, 4.0)], ids=str
+)
 def test_each_generic_term_within_the_contract(
     backend: str, dtype: torch.dtype, pq: tuple[float, float]
 ) -> None:

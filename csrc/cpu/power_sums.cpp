@@ -366,8 +366,13 @@ int64_t power_sums_for(const SegmentedBuffer& input, const Exponents& ex,
 int64_t power_sums(const SegmentedBuffer& input, double p, double q, const PowerSumsOutput& out) {
   const PowerKind kind_p = classify_exponent(p), kind_q = classify_exponent(q);
   const bool any_generic = kind_p == PowerKind::kGeneric || kind_q == PowerKind::kGeneric;
-  const bool generic_in_float32 = input.dtype != ScalarType::kFloat64 && any_generic &&
-                                  p >= kGenericFloat32MinP && q <= kGenericFloat32MaxQ;
+#if defined(SAP_KERNELS_POWER_TABLES)
+  const bool float32_exponents = q <= kTablesMaxExponent;
+#else
+  const bool float32_exponents = p >= kGenericFloat32MinP && q <= kGenericFloat32MaxQ;
+#endif
+  const bool generic_in_float32 =
+      input.dtype != ScalarType::kFloat64 && any_generic && float32_exponents;
   const bool scaled = input.dtype == ScalarType::kFloat64 || q > 6.0 || generic_in_float32;
   const bool by_octets = !scaled && !any_generic;
   Exponents ex{p, q, kind_p, kind_q, scaled, generic_in_float32, by_octets};

@@ -33,6 +33,11 @@
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
+// The exponents the tables take: any p > 0, since no term is dropped (the far lanes are
+// computed in double), and q <= 4, which keeps 2^(q j) at or above 2^-128 for j >= -32, so
+// that its float and that float's relative error are finite (powers_f32.h takes p >= 0.5).
+constexpr double kTablesMaxExponent = 4.0;
+
 // The tables of one exponent p: 2^(p j) for j = -32 .. -1 at index j mod 32 and c_i^p, as
 // floats and the relative errors of those floats, and the binomial coefficients of (1 + r)^p.
 struct PowerTable {
