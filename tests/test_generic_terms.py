@@ -80,7 +80,7 @@ def assert_terms_close(
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize(
-    "pq", [(0.5, 0.75), (0.7, 1.3), (0.6, 2.5), (1.2, 3.7), (0.3, 1.3), (0.05, 4.0)], ids=str
+    "pq", [(0.5, 0.75), (0.7, 1.3), (0.6, 2.5), (1.2, 3.7), (0.25, 4.0), (0.1, 1.3)], ids=str
 )
 def test_each_generic_term_within_the_contract(
     backend: str, dtype: torch.dtype, pq: tuple[float, float]
@@ -115,3 +115,19 @@ def test_zero_and_dead_entries_add_nothing(backend: str, pq: tuple[float, float]
     want = sk.segmented_power_sums(alone, two, p, q, backend=backend)
     for name, a, b in zip(("scale", "sum_p", "sum_q"), got[:3], want[:3]):
         assert torch.allclose(a, b, rtol=1e-15, atol=0.0), (name, a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("pq", [(0.1, 1.3), (0.2, 0.7)], ids=str)
+def test_small_p_takes_float64_terms(backend: str, dtype: torch.dtype, pq) -> None:
+    """Below p = 1/4 a float32 term's error would be amplified by 1/p in the PQI, so the CPU
+    copies take float64 terms there: the PQI matches that of the same values as float64."""
+    if backend != "cpu":
+        pytest.skip("the CPU backend's choice of arithmetic")
+    generator = torch.Generator().manual_seed(5)
+    params = torch.randn(20_000, generator=generator).to(dtype)
+    segments = sk.Segments.from_lengths([1000] * 10 + [9999, 1])
+    got = sk.segmented_pqi(params, segments, *pq, backend=backend)
+    want = sk.segmented_pqi(params.double(), segments, *pq, backend=backend)
+    worst = (got - want).abs().max().item()
+    assert worst <= 1e-12, f"{dtype} p, q = {pq}: PQI off by {worst:.3e}"

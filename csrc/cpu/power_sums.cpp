@@ -367,7 +367,7 @@ int64_t power_sums(const SegmentedBuffer& input, double p, double q, const Power
   const PowerKind kind_p = classify_exponent(p), kind_q = classify_exponent(q);
   const bool any_generic = kind_p == PowerKind::kGeneric || kind_q == PowerKind::kGeneric;
 #if defined(SAP_KERNELS_POWER_TABLES)
-  const bool float32_exponents = q <= kTablesMaxExponent;
+  const bool float32_exponents = p >= kTablesMinExponent && q <= kTablesMaxExponent;
 #else
   const bool float32_exponents = p >= kGenericFloat32MinP && q <= kGenericFloat32MaxQ;
 #endif

@@ -33,9 +33,12 @@
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
-// The exponents the tables take: any p > 0, since no term is dropped (the far lanes are
-// computed in double), and q <= 4, which keeps 2^(q j) at or above 2^-128 for j >= -32, so
-// that its float and that float's relative error are finite (powers_f32.h takes p >= 0.5).
+// The exponents the tables take: p >= 1/4 and q <= 4. No term is dropped at any p (the far
+// lanes are computed in double), but a relative error e on each term moves the PQI by up to
+// e (1/p + 1/q): p >= 1/4 keeps that within 1.2e-6 (smaller p take float64 terms; the PQI of
+// p = 0.01 would be off by up to 1.5e-5). q <= 4 keeps 2^(q j) at or above 2^-128 for
+// j >= -32, so that its float and that float's relative error are finite.
+constexpr double kTablesMinExponent = 0.25;
 constexpr double kTablesMaxExponent = 4.0;
 
 // The tables of one exponent p: 2^(p j) for j = -32 .. -1 at index j mod 32 and c_i^p, as
