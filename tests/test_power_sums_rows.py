@@ -28,8 +28,9 @@ def rows(length: int, count: int, dtype: torch.dtype, seed: int, scale: float = 
     return params, sk.Segments.from_lengths([length] * count), mask
 
 
-# lengths about a vector (8, 16 lanes), about the 2048 entries the CPU batch holds, and past it
-ROW_LENGTHS = (1, 2, 7, 8, 9, 15, 16, 17, 33, 100, 1000, 2047, 2048, 2049)
+# lengths about a vector (8, 16 lanes), about the longest row the AVX-512 copy batches (128)
+# and the 2048 entries the CPU batch holds, and past them
+ROW_LENGTHS = (1, 2, 7, 8, 9, 15, 16, 17, 33, 100, 127, 128, 129, 1000, 2047, 2048, 2049)
 
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION, ids=str)
