@@ -119,9 +119,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 # The CPU backend's precision contract (README, "The math"): every term a^p is within ~1e-13
 # relative for float64 params and for the exponents 1, 2, 3, 4. For float32 / float16 /
 # bfloat16 params, the exponents 0.5 and 1.5 (float32 square root) and generic ones (AVX-512:
-# tables; other CPUs: float32 exp2 / log2, whose error grows with |log2 a| below the segment's
-# largest entry: test_generic_terms.py) are evaluated in float32 arithmetic, each term within a
-# few float32 ulps.
+# tables, for p >= 0.25; other CPUs: float32 exp2 / log2, for p >= 0.5, whose error grows with
+# |log2 a| below the segment's largest entry: test_generic_terms.py) are evaluated in float32
+# arithmetic, each term within a few float32 ulps.
 FLOAT32_TERM_RTOL = 2.5e-7
 INTEGER_EXPONENTS = (1.0, 2.0, 3.0, 4.0)
 # The GPU backends' ("cuda", "triton") contract: float64 params in float64 arithmetic; other
