@@ -51,6 +51,7 @@ void select_whole_segments(void* context, int64_t first, int64_t last) {
   const auto& step = *static_cast<const StepContext<E>*>(context);
   thread_local std::vector<typename E::Bits> scratch;
   for (int64_t s = first; s < last; ++s) {
+    if (s + 1 < last) prefetch_sample(step.keys, step.offsets[s + 1], step.offsets[s + 2]);
     if (selected_in_tile(step.offsets, s)) select_one(step, s, scratch);
   }
 }

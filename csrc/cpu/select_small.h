@@ -99,6 +99,25 @@ inline void select_small_high_words(const Keys<Float64Element>& keys, int64_t be
 }
 #endif
 
+// Prefetches into L1 the entries of [begin, end) that select_small's sample will gather
+// (float32 with AVX2: sample_bracket). sap_step selects a tile's segments after their power
+// sums, from L2; issued one segment ahead, the sample's loads wait less on L2 (sap_step on
+// rows of 1000, two cores over 1e8: 0.97-0.99 of the time without, five runs). Other dtypes
+// gather from a copy of their keys.
+template <class E>
+void prefetch_sample(const Keys<E>& keys, int64_t begin, int64_t end) {
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<E, Float32Element>) {
+    if (end - begin < kMinVectorSegment) return;  // no sample: ranked by all pairs
+    const int64_t stride = (end - begin) / kRowSample;  // sample_bracket's
+    const auto* first = keys.params + begin + stride / 2;
+    for (int k = 0; k < kRowSample; ++k) __builtin_prefetch(first + k * stride, 0, 3);
+  }
+#else
+  (void)keys, (void)begin, (void)end;
+#endif
+}
+
 // Keeps the `keep` largest live entries of [begin, end) (end - begin <= kSmallSegment).
 template <class E>
 void select_small(const Keys<E>& keys, int64_t begin, int64_t end, int64_t keep,
