@@ -42,11 +42,10 @@ class GenericBatch {
   static constexpr int64_t kMaxLength = kCapacity;
 #endif
 
-  // Whether a segment of n entries goes through the batch: at most kMaxLength entries, and
-  // kCapacity padded to whole vectors.
-  static bool takes(int64_t n) {
-    return n <= kMaxLength && padded_to_exp2_lanes(n) <= kCapacity;
-  }
+  // Whether a segment of n entries goes through the batch: at most kMaxLength padded to whole
+  // vectors (both lengths are whole vectors).
+  static_assert(kMaxLength % kLanes == 0 && kMaxLength <= kCapacity);
+  static bool takes(int64_t n) { return padded_to_exp2_lanes(n) <= kMaxLength; }
 
   // Adds a whole segment of n entries (takes(n)); finish(segment, acc) gets its accumulator,
   // now or from a later flush. `readable`: entries the buffer holds from params on.

@@ -109,9 +109,10 @@ void prefetch_sample(const Keys<E>& keys, int64_t begin, int64_t end) {
 #if defined(__AVX2__)
   if constexpr (std::is_same_v<E, Float32Element>) {
     if (end - begin < kMinVectorSegment) return;  // no sample: ranked by all pairs
-    const int64_t stride = (end - begin) / kRowSample;  // sample_bracket's
-    const auto* first = keys.params + begin + stride / 2;
-    for (int k = 0; k < kRowSample; ++k) __builtin_prefetch(first + k * stride, 0, 3);
+    const RowSample grid(begin, end);
+    for (int k = 0; k < kRowSample; ++k) {
+      __builtin_prefetch(keys.params + grid.first + k * grid.stride, 0, 3);
+    }
   }
 #else
   (void)keys, (void)begin, (void)end;

@@ -134,6 +134,15 @@ struct PackedKeys {
 #endif
 };
 
+// The entries a segment [begin, end)'s sample takes: kRowSample of them, `stride` apart from
+// `first` (prefetch_sample reads the same ones ahead).
+struct RowSample {
+  int64_t stride;
+  int64_t first;
+  RowSample(int64_t begin, int64_t end)
+      : stride((end - begin) / kRowSample), first(begin + stride / 2) {}
+};
+
 // A bracket inside `range` about the rank-th largest of the `live` keys of source[begin, end),
 // from a strided sample of them.
 template <class Source>
@@ -141,10 +150,10 @@ KeyRange sample_bracket(const Source& source, int64_t begin, int64_t end, int64_
                         int64_t rank, KeyRange range) {
   alignas(32) int32_t sample[kRowSample];
   __m256i keys[kSampleVectors];
-  const int64_t stride = (end - begin) / kRowSample;
+  const RowSample grid(begin, end);
   int sampled_live = 0;
   for (int v = 0; v < kSampleVectors; ++v) {
-    keys[v] = source.strided8(begin + stride / 2 + 8 * v * stride, stride);
+    keys[v] = source.strided8(grid.first + 8 * v * grid.stride, grid.stride);
     _mm256_store_si256(reinterpret_cast<__m256i*>(sample + 8 * v), keys[v]);
     const __m256i live_lanes = _mm256_cmpgt_epi32(keys[v], _mm256_set1_epi32(-1));
     sampled_live += __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(live_lanes)));
