@@ -22,6 +22,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <omp.h>
+
 #include "accumulator.h"
 #include "chunked_sums.h"
 #include "element.h"
@@ -199,14 +201,15 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
   // Only the count and the PQI (segmented_pqi, sap_step): a store and the batch a segment.
   const bool counts_only = !out.scale && !out.sum_p && !out.sum_q;
   int64_t nonfinite = 0;
+  const int64_t grab = tiles_per_grab(tiles, omp_get_max_threads());
 #pragma omp parallel reduction(+ : nonfinite)
   {
     PqiBatch batch(rule, out.pqi);
     WholeSums whole_sums(sum_piece, ex);
-    // Tiles handed out one at a time: a core slowed by other work (a shared machine, a
-    // hybrid CPU's efficiency cores) takes fewer, instead of the others waiting on its half.
-    // Each tile's outputs do not depend on the thread that reads it.
-#pragma omp for schedule(dynamic, 1)
+    // Tiles handed out a few at a time (tiles_per_grab): a core slowed by other work (a shared
+    // machine, a hybrid CPU's efficiency cores) takes fewer, instead of the others waiting on
+    // its half. Each tile's outputs do not depend on the thread that reads it.
+#pragma omp for schedule(dynamic, grab)
     for (int64_t tile = 0; tile < tiles; ++tile) {
       double sums_total = 0.0;
       auto crossing = [&](const Piece& pc) {
