@@ -201,8 +201,9 @@ int64_t power_sums_by_tiles(const SegmentedBuffer& input, const Exponents& ex,
   // Only the count and the PQI (segmented_pqi, sap_step): a store and the batch a segment.
   const bool counts_only = !out.scale && !out.sum_p && !out.sum_q;
   int64_t nonfinite = 0;
-  const int64_t grab = tiles_per_grab(tiles, omp_get_max_threads());
-#pragma omp parallel reduction(+ : nonfinite)
+  const int threads = threads_for(input.numel);
+  const int64_t grab = tiles_per_grab(tiles, threads);
+#pragma omp parallel num_threads(threads) reduction(+ : nonfinite)
   {
     PqiBatch batch(rule, out.pqi);
     WholeSums whole_sums(sum_piece, ex);
@@ -385,7 +386,7 @@ int64_t power_sums(const SegmentedBuffer& input, double p, double q, const Power
 #endif
   const PqiRule rule(p, q);
   // Empty segments are never visited by a tile.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads_for(input.num_segments))
   for (int64_t s = 0; s < input.num_segments; ++s) {
     if (input.offsets[s] == input.offsets[s + 1]) write_segment(Accumulator{}, s, rule, out);
   }

@@ -1,5 +1,7 @@
 #include "sap_kernels/sap_counts.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -17,6 +19,12 @@ double retain_bound(double pqi, int64_t count, const SapCountFactors& factors) {
   return d * factors.eta_factor * power(1.0 - pqi, factors.pqi_exponent);
 }
 
+// The threads worth waking for the counts of num_segments segments: below a few thousand pow
+// calls, one (waking the others takes tens of microseconds once they sleep).
+int count_threads(int64_t num_segments) {
+  return num_segments >= 4096 ? omp_get_max_threads() : 1;
+}
+
 }  // namespace
 
 SapCountFactors sap_count_factors(const SapParameters& sap) {
@@ -26,7 +34,7 @@ SapCountFactors sap_count_factors(const SapParameters& sap) {
 void sap_retain_bound_cpu(const double* pqi, const int64_t* count, int64_t num_segments,
                           const SapParameters& sap, double* retain) {
   const SapCountFactors factors = sap_count_factors(sap);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(count_threads(num_segments))
   for (int64_t s = 0; s < num_segments; ++s) retain[s] = retain_bound(pqi[s], count[s], factors);
 }
 
@@ -42,7 +50,7 @@ int64_t sap_prune_count(double pqi, int64_t count, const SapParameters& sap,
 void sap_prune_counts_cpu(const double* pqi, const int64_t* count, int64_t num_segments,
                           const SapParameters& sap, int64_t* prune) {
   const SapCountFactors factors = sap_count_factors(sap);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(count_threads(num_segments))
   for (int64_t s = 0; s < num_segments; ++s) {
     prune[s] = sap_prune_count(pqi[s], count[s], sap, factors);
   }

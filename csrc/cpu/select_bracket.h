@@ -28,6 +28,7 @@
 #include "octets.h"
 #include "radix_select.h"
 #include "segment_keys.h"
+#include "tiles.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
@@ -53,7 +54,7 @@ std::vector<typename E::Bits> sample_live_keys(const Keys<E>& keys, int64_t begi
   const int64_t stride = std::max(kMinSampleStride, (end - begin) / kSampleSize);
   const int64_t size = (end - begin) / stride;
   std::vector<Bits> sample(static_cast<size_t>(size));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads_for(size))
   for (int64_t j = 0; j < size; ++j) {
     const int64_t i = begin + j * stride + stride / 2;
     sample[static_cast<size_t>(j)] = keys.live(i) ? keys.key(i) : kDead;
@@ -243,7 +244,8 @@ bool select_by_bracket(const Keys<E>& keys, int64_t begin, int64_t end, int64_t 
   sample = {};
 
   // Shares short enough for 32-bit offsets, each with room in proportion to its length.
-  const int64_t share_count = std::max<int64_t>(omp_get_max_threads(), (n >> 31) + 1);
+  const int threads = threads_for(n, kSelectEntriesPerThread);
+  const int64_t share_count = std::max<int64_t>(threads, (n >> 31) + 1);
   const Shares shares{begin, end, share_count};
   const double bytes = std::max(kMinCandidateBytes, kCandidateMemory * sizeof(Bits) * n);
   // Per candidate: its key, its offset, and its key again in the selection's own copy.
@@ -258,7 +260,7 @@ bool select_by_bracket(const Keys<E>& keys, int64_t begin, int64_t end, int64_t 
   }
   std::unique_ptr<Bits[]> candidate_keys(new Bits[static_cast<size_t>(room)]);
   std::unique_ptr<uint32_t[]> candidate_offsets(new uint32_t[static_cast<size_t>(room)]);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t s = 0; s < share_count; ++s) {
     Bits* share_keys = candidate_keys.get() + found[s].first;
     uint32_t* share_offsets = candidate_offsets.get() + found[s].first;
@@ -293,7 +295,7 @@ bool select_by_bracket(const Keys<E>& keys, int64_t begin, int64_t end, int64_t 
 
   // Ties at the threshold per share, scanned, then the candidates' bytes rewritten.
   std::vector<int64_t> ties(static_cast<size_t>(share_count) + 1, 0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t s = 0; s < share_count; ++s) {
     const Bits* share_keys = candidate_keys.get() + found[s].first;
     int64_t count = 0;
@@ -301,7 +303,7 @@ bool select_by_bracket(const Keys<E>& keys, int64_t begin, int64_t end, int64_t 
     ties[static_cast<size_t>(s) + 1] = count;
   }
   for (int64_t s = 0; s < share_count; ++s) ties[s + 1] += ties[s];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t s = 0; s < share_count; ++s) {
     write_candidates(candidate_keys.get() + found[s].first,
                      candidate_offsets.get() + found[s].first, found[s].found, threshold,

@@ -21,6 +21,7 @@
 #include "segment_keys.h"
 #include "select_bracket.h"
 #include "select_small.h"
+#include "tiles.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
@@ -28,9 +29,9 @@ namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 template <class E>
 void write_live_parallel(const Keys<E>& keys, int64_t begin, int64_t end, uint8_t value,
                          uint8_t* out) {
-  const int threads = omp_get_max_threads();
+  const int threads = threads_for(end - begin, kSelectEntriesPerThread);
   const Shares shares{begin, end, threads};
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int share = 0; share < threads; ++share) {
     write_live(keys, shares.share_begin(share), shares.share_begin(share + 1), value, out);
   }
@@ -40,10 +41,10 @@ void write_live_parallel(const Keys<E>& keys, int64_t begin, int64_t end, uint8_
 template <class E>
 void write_threshold_parallel(const Keys<E>& keys, int64_t begin, int64_t end,
                               const Threshold<typename E::Bits>& threshold, uint8_t* out) {
-  const int threads = omp_get_max_threads();
+  const int threads = threads_for(end - begin, kSelectEntriesPerThread);
   const Shares shares{begin, end, threads};
   std::vector<int64_t> ties(static_cast<size_t>(threads) + 1, 0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int share = 0; share < threads; ++share) {
     int64_t found = 0;
     for (int64_t i = shares.share_begin(share); i < shares.share_begin(share + 1); ++i) {
@@ -52,7 +53,7 @@ void write_threshold_parallel(const Keys<E>& keys, int64_t begin, int64_t end,
     ties[static_cast<size_t>(share) + 1] = found;
   }
   for (int share = 0; share < threads; ++share) ties[share + 1] += ties[share];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int share = 0; share < threads; ++share) {
     write_mask(keys, shares.share_begin(share), shares.share_begin(share + 1), threshold,
                ties[static_cast<size_t>(share)], out);
@@ -67,7 +68,7 @@ Threshold<typename E::Bits> threshold_by_histograms(const Keys<E>& keys, int64_t
   using Bits = typename E::Bits;
   constexpr int kWideDigitBits = 16;
   constexpr int kWideBins = 1 << kWideDigitBits;
-  const int threads = omp_get_max_threads();
+  const int threads = threads_for(end - begin, kSelectEntriesPerThread);
   const Shares shares{begin, end, threads};
   std::vector<int64_t> histograms(static_cast<size_t>(threads) * kWideBins);
   std::vector<int64_t> merged(kWideBins);
@@ -80,7 +81,7 @@ Threshold<typename E::Bits> threshold_by_histograms(const Keys<E>& keys, int64_t
     const Bits digit_mask = static_cast<Bits>((Bits{1} << digit_bits) - 1);
     const Bits prefix_now = prefix;
     const int fixed_now = fixed_bits;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
     for (int share = 0; share < threads; ++share) {
       int64_t* histogram = histograms.data() + static_cast<size_t>(share) * kWideBins;
       std::fill(histogram, histogram + kWideBins, 0);
@@ -118,9 +119,9 @@ void select_large(const Keys<E>& keys, int64_t begin, int64_t end, int64_t live,
   write_threshold_parallel(keys, begin, end, threshold_by_histograms(keys, begin, end, keep), out);
 }
 
-// Every segment once: those of at most kSmallSegment entries by one thread each (all threads,
-// a dynamic schedule since lengths vary), each call given that thread's scratch space; then
-// the longer ones in order, each by all threads.
+// Every segment once: those of at most kSmallSegment entries by one thread each (the threads
+// the buffer is worth, threads_for; a dynamic schedule since lengths vary), each call given
+// that thread's scratch space; then the longer ones in order, each by all threads.
 template <class Bits, class SelectShort, class SelectLong>
 void select_each_segment(const int64_t* offsets, int64_t num_segments, SelectShort select_short,
                          SelectLong select_long) {
@@ -128,7 +129,8 @@ void select_each_segment(const int64_t* offsets, int64_t num_segments, SelectSho
   for (int64_t s = 0; s < num_segments; ++s) {
     if (offsets[s + 1] - offsets[s] > kSmallSegment) long_segments.push_back(s);
   }
-#pragma omp parallel
+  const int threads = threads_for(offsets[num_segments] - offsets[0], kSelectEntriesPerThread);
+#pragma omp parallel num_threads(threads)
   {
     std::vector<Bits> scratch;
 #pragma omp for schedule(dynamic, 64)

@@ -7,6 +7,8 @@
 
 #include "isa.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -15,6 +17,21 @@ namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 constexpr int64_t kTileSize = int64_t{1} << 16;
 
 inline int64_t tile_count(int64_t numel) { return (numel + kTileSize - 1) / kTileSize; }
+
+// The threads worth waking for a parallel region over `entries` entries (or segments): one per
+// `per_thread` of them, at most all. A thread that sleeps between calls (libgomp's threads do
+// after a short spin, and at once with OMP_WAIT_POLICY=PASSIVE) takes tens of microseconds to
+// wake on a VM: segmented_pqi of 1000 entries took ~120 us on two threads with PASSIVE, ~3 us
+// on one. A team of one wakes nobody. Still-spinning threads wake in a few microseconds, and
+// from ~1e5 entries on two of them were faster again, so the default is PyTorch's grain
+// (32768 entries), for the power sums (~0.1-0.6 ns an entry); the selections, a few times that
+// an entry, take half of it.
+constexpr int64_t kEntriesPerThread = kTileSize / 2;
+constexpr int64_t kSelectEntriesPerThread = kTileSize / 4;
+inline int threads_for(int64_t entries, int64_t per_thread = kEntriesPerThread) {
+  const int64_t wanted = std::max<int64_t>(1, entries / per_thread);
+  return static_cast<int>(std::min<int64_t>(wanted, omp_get_max_threads()));
+}
 
 // How many consecutive tiles a thread takes at a time when tiles are handed out dynamically:
 // runs of up to 16 (1 MiB of float32 and more), so that a core streams through a run before

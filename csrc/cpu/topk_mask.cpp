@@ -39,7 +39,8 @@ struct LiveCount {
 template <class E>
 LiveCount count_live_parallel(const Keys<E>& keys, int64_t begin, int64_t end) {
   int64_t live = 0, nonfinite = 0;
-#pragma omp parallel for schedule(static) reduction(+ : live, nonfinite)
+  const int threads = threads_for(end - begin, kSelectEntriesPerThread);
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : live, nonfinite)
   for (int64_t tile = begin; tile < end; tile += kTileSize) {
     const int64_t tile_end = std::min(tile + kTileSize, end);
     live += keys.mask == nullptr ? tile_end - tile : count_live(keys.mask + tile, tile_end - tile);
@@ -73,7 +74,8 @@ template <class E>
 int64_t count_nonfinite_for(const SegmentedBuffer& input) {
   const Keys<E> keys{static_cast<const typename E::Bits*>(input.params), input.mask};
   int64_t found = 0;
-#pragma omp parallel for schedule(static) reduction(+ : found)
+  const int threads = threads_for(input.numel);
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : found)
   for (int64_t tile = 0; tile < tile_count(input.numel); ++tile) {
     const int64_t begin = tile * kTileSize;
     found += segment_nonfinite(keys, begin, std::min(begin + kTileSize, input.numel));
