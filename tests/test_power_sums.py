@@ -236,6 +236,13 @@ for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
         for t in sk.segmented_power_sums(x, seg, p, q, mask, backend="cpu"):
             digest.update(t.numpy().tobytes())
         digest.update(sk.segmented_pqi(x, seg, p, q, backend="cpu").numpy().tobytes())
+    # the selections too: short segments one per thread, the long one by shares of threads
+    for segments in (seg, sk.Segments([0, seg.numel])):
+        step = sk.sap_step(x, segments, 0.5, 1.0, mask, backend="cpu")
+        for t in (step.mask, step.pqi, step.count, step.n_prune):
+            digest.update(t.numpy().tobytes())
+        kept = sk.segmented_topk_mask(x, segments, segments.lengths() // 3, mask, backend="cpu")
+        digest.update(kept.numpy().tobytes())
 print(torch.get_num_threads(), digest.hexdigest())
 """
 
@@ -271,6 +278,8 @@ def test_fast_path_sums_do_not_depend_on_where_a_segment_is_cut(
 
 @pytest.mark.skipif("cpu" not in BACKENDS_HERE, reason="needs the compiled extension")
 def test_results_do_not_depend_on_thread_count() -> None:
+    """Power sums, PQI, sap_step and top-k masks of every dtype, bit for bit the same on one
+    OpenMP thread as on two (each parallel region takes the threads its work is worth)."""
     outputs = {}
     for threads in ("1", "2"):
         env = subprocess_env(OMP_NUM_THREADS=threads)
