@@ -40,13 +40,13 @@ def test_long_segments_match_reference(backend: str, case: Case, kept: float) ->
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("kept", [0.01, 0.5, 0.99])
 def test_misleading_sample(backend: str, kept: float, dtype: torch.dtype) -> None:
-    """A periodic buffer: the entries at 2 mod 4 (the phase a strided sample of a short segment
-    looks at) are far larger than the rest, so a threshold guessed from the sample is wrong:
-    the mask is still exact."""
+    """A periodic buffer: the entries at 8 mod 16 (the phase the strided sample of a segment
+    this short looks at, every 16th key from the 8th) are far larger than the rest, so a
+    threshold guessed from the sample is wrong: the mask is still exact."""
     n = 200_000
     gen = torch.Generator().manual_seed(21)
     params = torch.randn(n, generator=gen)
-    params[2::4] = 1000.0 + torch.rand(params[2::4].numel(), generator=gen)
+    params[8::16] = 1000.0 + torch.rand(params[8::16].numel(), generator=gen)
     params = params.to(dtype)
     seg = sk.Segments([0, n])
     k = int(n * kept)
