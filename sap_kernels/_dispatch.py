@@ -13,7 +13,7 @@ BACKENDS = ("cpu", "cuda", "triton", "torch")
 BACKEND_ENV = "SAP_KERNELS_BACKEND"
 
 # The default per device type, best first. On the CPU the C++ kernels are 25-700x faster than
-# the reference (bench/results/cpu_pqi.md). On CUDA GPUs the reference, for now: the "cuda" and
+# the reference (bench/results/zen4/cpu_pqi.md). On CUDA GPUs the reference, for now: the "cuda" and
 # "triton" kernels have not yet run on a GPU (README, "Backends"), so they are opt-in
 # (backend= or $SAP_KERNELS_BACKEND) until the GPU test suites and benchmark have passed there.
 DEFAULT_ORDER = {"cpu": ("cpu", "torch"), "cuda": ("torch",)}

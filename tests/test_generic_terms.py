@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import term_rtol
+from conftest import BACKENDS_HERE, term_rtol
 
 import sap_kernels as sk
 
@@ -131,3 +131,46 @@ def test_small_p_takes_float64_terms(backend: str, dtype: torch.dtype, pq) -> No
     want = sk.segmented_pqi(params.double(), segments, *pq, backend=backend)
     worst = (got - want).abs().max().item()
     assert worst <= 1e-12, f"{dtype} p, q = {pq}: PQI off by {worst:.3e}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+def test_short_segment_sums_do_not_depend_on_their_neighbours(
+    dtype: torch.dtype, masked: bool
+) -> None:
+    """The CPU sums a short segment with generic exponents one of several ways: gathered with
+    others of its length (a run of one length, as rows are), alone after a segment of another
+    length, and, in the AVX-512 copy, from registers by a copy of the code unrolled for its
+    number of vectors. Each pair here holds the same values twice, the first after a segment of
+    another length, the second right after the first: their sums must be the same bit for bit
+    (a segment's sums do not depend on the lengths of the segments around it)."""
+    if "cpu" not in BACKENDS_HERE:
+        pytest.skip("needs the compiled extension")
+    generator = torch.Generator().manual_seed(11)
+    lengths = []
+    while sum(lengths) < 20_000:  # within one tile of the CPU kernels: no piece crosses one
+        length = int(torch.randint(1, 161, (1,), generator=generator))
+        if not lengths or length != lengths[-1]:
+            lengths += [length, length]
+    pieces, masks = [], []
+    for length in lengths[0::2]:
+        # magnitudes spread over 2^-40 .. 2^8: some lanes far below the segment's largest
+        values = torch.randn(length, generator=generator, dtype=torch.float64)
+        values *= torch.exp2(torch.randint(-40, 8, (length,), generator=generator).double())
+        live = torch.rand(length, generator=generator) < 0.8
+        pieces += [values, values]
+        masks += [live, live]
+    params = torch.cat(pieces).to(dtype)
+    mask = torch.cat(masks) if masked else None
+    segments = sk.Segments.from_lengths(lengths)
+    for p, q in ((0.7, 1.3), (0.5, 2.5), (1.2, 3.7)):
+        sums = sk.segmented_power_sums(params, segments, p, q, mask, backend="cpu")
+        for name, values in zip(("scale", "sum_p", "sum_q", "count"), sums[:4]):
+            first, second = values[0::2], values[1::2]
+            same = (first == second) | (first.isnan() & second.isnan())
+            if not bool(same.all()):
+                pair = int((~same).nonzero()[0])
+                raise AssertionError(
+                    f"{dtype} p, q = {p}, {q}: {name} of segment pair {pair} (length "
+                    f"{lengths[2 * pair]}): {first[pair].item()!r} then {second[pair].item()!r}"
+                )

@@ -14,6 +14,7 @@
 #include "powers.h"
 #include "powers_f32.h"
 #include "sap_kernels/power_sums.h"
+#include "short_generic_tables.h"
 #include "tiles.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
@@ -286,13 +287,8 @@ Accumulator sum_short_generic_f32(const typename E::Bits* params, const uint8_t*
   acc.count = count_live(mask, n);
   alignas(64) ChunkBuffer magnitudes;
   const uint32_t max_bits = store_magnitudes<E>(params, mask, n, readable, magnitudes);
-  if (max_bits >= Float32Element::kInfBits) {
-    acc.nonfinite = count_nonfinite<E>(params, mask, n);
-    return acc;
-  }
-  if (max_bits == 0) return acc;
-  const TableScale scale = TableScale::for_largest(max_bits, acc.exponent);
-  acc.has_scale = true;
+  TableScale scale;
+  if (!scale_of_short_segment<E>(max_bits, params, mask, n, acc, scale)) return acc;
   add_generic_chunk_f32<E>(magnitudes, n, params + kChunk, scale, ex, acc);
   return acc;
 }
@@ -328,8 +324,11 @@ struct ChunkedPieces {
           ex.kind_q == PowerKind::kGeneric && piece.end - piece.begin <= kChunk) {
         const auto* params = static_cast<const typename E::Bits*>(input.params) + piece.begin;
         const uint8_t* mask = input.mask == nullptr ? nullptr : input.mask + piece.begin;
-        return sum_short_generic_f32<E>(params, mask, piece.end - piece.begin,
-                                        input.numel - piece.begin, ex);
+        const int64_t n = piece.end - piece.begin;
+#if defined(SAP_KERNELS_SHORT_GENERIC_TABLES)
+        if (n <= kShortTableSegment) return sum_short_by_tables<E>(params, mask, n, *ex.tables);
+#endif
+        return sum_short_generic_f32<E>(params, mask, n, input.numel - piece.begin, ex);
       }
     }
     return (*this)(input, piece, ex);

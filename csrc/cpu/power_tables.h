@@ -122,6 +122,23 @@ struct TableScale {
   }
 };
 
+// A short segment's start from the float32 bits of its largest live magnitude: its NaN / inf
+// entries counted (bits >= kInfBits), or nothing to add (0), or its scale. Returns whether
+// terms follow, in units of that scale.
+template <class E>
+bool scale_of_short_segment(uint32_t max_bits, const typename E::Bits* params,
+                            const uint8_t* mask, int64_t n, Accumulator& acc,
+                            TableScale& scale) {
+  if (max_bits >= Float32Element::kInfBits) {
+    acc.nonfinite = count_nonfinite<E>(params, mask, n);
+    return false;
+  }
+  if (max_bits == 0) return false;
+  scale = TableScale::for_largest(max_bits, acc.exponent);
+  acc.has_scale = true;
+  return true;
+}
+
 #if defined(__AVX512F__)
 #define SAP_KERNELS_POWER_TABLES 1
 
