@@ -27,15 +27,15 @@ constexpr int64_t kSmallSegment = int64_t{1} << 15;
 template <class E>
 void select_short(const Keys<E>& keys, int64_t begin, int64_t end, int64_t keep,
                   std::vector<typename E::Bits>& scratch, uint8_t* out) {
-  scratch.resize(static_cast<size_t>(end - begin));
+  auto* gathered = scratch_of(scratch, static_cast<size_t>(end - begin));
   int64_t live = 0;
   for (int64_t i = begin; i < end; ++i) {
-    scratch[static_cast<size_t>(live)] = keys.key(i);
+    gathered[live] = keys.key(i);
     live += keys.live(i);
   }
   if (keep <= 0 || live == 0) return write_live(keys, begin, end, 0, out);
   if (keep >= live) return write_live(keys, begin, end, 1, out);
-  write_mask(keys, begin, end, select_among_few(scratch.data(), live, keep), 0, out);
+  write_mask(keys, begin, end, select_among_few(gathered, live, keep), 0, out);
 }
 
 #if defined(__AVX2__)
@@ -49,10 +49,10 @@ void select_small_widened(const Keys<E>& keys, int64_t begin, int64_t end, int64
   static_assert(sizeof(typename E::Bits) == 2, "16-bit keys");
   thread_local std::vector<uint32_t> widened, scratch;
   const auto n = static_cast<size_t>(end - begin);
-  widened.resize(n);
-  for (size_t i = 0; i < n; ++i) widened[i] = keys.key(begin + static_cast<int64_t>(i));
+  uint32_t* keys32 = scratch_of(widened, n);
+  for (size_t i = 0; i < n; ++i) keys32[i] = keys.key(begin + static_cast<int64_t>(i));
   const uint8_t* mask = keys.mask == nullptr ? nullptr : keys.mask + begin;
-  select_small_vectors(widened.data(), mask, 0, end - begin, keep, scratch, out + begin);
+  select_small_vectors(keys32, mask, 0, end - begin, keep, scratch, out + begin);
 }
 
 // A float64 segment selected by the float32 vector selection over the high 32 bits of its
@@ -66,7 +66,7 @@ inline void select_small_high_words(const Keys<Float64Element>& keys, int64_t be
                                     uint8_t* out) {
   thread_local std::vector<uint32_t> high, scratch;
   const auto n = static_cast<size_t>(end - begin);
-  high.resize(n);
+  scratch_of(high, n);
   for (size_t i = 0; i < n; ++i) {
     high[i] = static_cast<uint32_t>(keys.key(begin + static_cast<int64_t>(i)) >> 32);
   }
@@ -80,7 +80,7 @@ inline void select_small_high_words(const Keys<Float64Element>& keys, int64_t be
                             out + begin);
   }
   write_above_live(high.data(), mask, 0, end - begin, static_cast<int32_t>(high_key), out + begin);
-  tied.resize(static_cast<size_t>(found.ties) + 1);  // + 1: the branch-free gather's last store
+  scratch_of(tied, static_cast<size_t>(found.ties) + 1);  // + 1: the branch-free gather's last store
   int64_t ties = 0;
   for (int64_t i = begin; i < end; ++i) {
     tied[static_cast<size_t>(ties)] = keys.key(i);
@@ -147,17 +147,17 @@ void select_small(const Keys<E>& keys, int64_t begin, int64_t end, int64_t keep,
   if (keep <= 0 || live == 0) return write_live(keys, begin, end, 0, out);
   if (keep >= live) return write_live(keys, begin, end, 1, out);
   const BucketChoice choice = histogram.choose(keep);
-  scratch.resize(static_cast<size_t>(end - begin));
+  Bits* gathered = scratch_of(scratch, static_cast<size_t>(end - begin));
   int64_t candidates = 0;
   for (int64_t i = begin; i < end; ++i) {
     const Bits key = keys.key(i);
-    scratch[static_cast<size_t>(candidates)] = key;
+    gathered[candidates] = key;
     candidates += keys.live(i) && ((key >> kShift) & (kBins - 1)) == choice.digit;
   }
   const Bits prefix = static_cast<Bits>(static_cast<Bits>(choice.digit) << kShift);
   const int next_shift = kShift >= kDigitBits ? kShift - kDigitBits : 0;
   const Threshold<Bits> threshold = select_from_keys<Bits>(
-      scratch.data(), candidates, choice.rank_in_bucket, next_shift, prefix);
+      gathered, candidates, choice.rank_in_bucket, next_shift, prefix);
   write_mask(keys, begin, end, threshold, 0, out);
 }
 

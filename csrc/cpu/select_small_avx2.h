@@ -356,8 +356,8 @@ SmallThreshold small_threshold(const uint32_t* params, const uint8_t* mask, int6
 inline SmallThreshold small_threshold(const uint32_t* params, const uint8_t* mask, int64_t begin,
                                       int64_t end, int64_t live, int64_t keep,
                                       std::vector<uint32_t>& scratch) {
-  scratch.resize(static_cast<size_t>(2 * (end - begin + kPackSlack)));
-  auto* keys = reinterpret_cast<int32_t*>(scratch.data());
+  auto* keys = reinterpret_cast<int32_t*>(
+      scratch_of(scratch, static_cast<size_t>(2 * (end - begin + kPackSlack))));
   if (mask == nullptr) return small_threshold<false>(params, mask, begin, end, live, keep, keys);
   return small_threshold<true>(params, mask, begin, end, live, keep, keys);
 }
