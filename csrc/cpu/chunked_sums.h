@@ -16,6 +16,7 @@
 #include "sap_kernels/power_sums.h"
 #include "short_generic_tables.h"
 #include "tiles.h"
+#include "vectors.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
@@ -65,16 +66,6 @@ double sum_power(PowerKind kind, const typename E::Bits* params, const uint8_t* 
 // The float32 buffer of a chunk's magnitudes: kChunk entries and the zero octet that pads
 // them to whole vectors (store_magnitudes).
 using ChunkBuffer = float[kChunk + 8];
-
-// The largest of eight lanes, folded in halves (a loop over the lanes is a chain of eight
-// dependent steps in every short segment).
-inline uint32_t horizontal_max(u32x8 lanes) {
-  const u32x8 swapped = __builtin_shufflevector(lanes, lanes, 4, 5, 6, 7, 0, 1, 2, 3);
-  u32x8 folded = lanes > swapped ? lanes : swapped;
-  const u32x8 pairs = __builtin_shufflevector(folded, folded, 2, 3, 0, 1, 6, 7, 4, 5);
-  folded = folded > pairs ? folded : pairs;
-  return folded[0] > folded[1] ? folded[0] : folded[1];
-}
 
 // Stores the live magnitudes of params[0..n) (n <= kChunk) as float32, dead entries 0, to
 // `magnitudes`, zero-padded to a whole number of kExp2Lanes vectors; returns the bits of the

@@ -60,14 +60,11 @@ class GenericBatch {
     float* values = values_ + used_ * kLanes;
     // also zeroes the lanes up to the vector's end (store_magnitudes pads a zero octet)
     const uint32_t max_bits = store_magnitudes<E>(params, mask, n, readable, values);
-    if (max_bits >= Float32Element::kInfBits) {
-      acc.nonfinite = count_nonfinite<E>(params, mask, n);
+    TableScale scale;  // the scale of sum_short_generic_f32
+    if (!scale_of_short_segment<E>(max_bits, params, mask, n, acc, scale)) {
       return finish(segment, acc);
     }
-    if (max_bits == 0) return finish(segment, acc);
-    // the scale of sum_short_generic_f32
-    set_scales(used_, vectors, TableScale::for_largest(max_bits, acc.exponent));
-    acc.has_scale = true;
+    set_scales(used_, vectors, scale);
     pending_[size_] = Pending{segment, used_, vectors, acc};
     ++size_;
     used_ += vectors;

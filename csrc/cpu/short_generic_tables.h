@@ -19,6 +19,7 @@
 #include "octets_avx512.h"
 #include "power_tables.h"
 #include "powers_f32.h"
+#include "vectors.h"
 
 #if defined(SAP_KERNELS_POWER_TABLES) && defined(SAP_KERNELS_SIXTEEN_LANE_SUMS)
 #define SAP_KERNELS_SHORT_GENERIC_TABLES 1
@@ -27,19 +28,6 @@ namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
 // The longest segment summed from registers: eight vectors of sixteen.
 constexpr int64_t kShortTableSegment = 128;
-
-// The largest of sixteen lanes, folded in halves (_mm512_reduce_max_epu32 reads an
-// uninitialised value in GCC 12's header, which warns).
-inline uint32_t lanes_max(u32x16 lanes) {
-  const u32x8 low = __builtin_shufflevector(lanes, lanes, 0, 1, 2, 3, 4, 5, 6, 7);
-  const u32x8 high = __builtin_shufflevector(lanes, lanes, 8, 9, 10, 11, 12, 13, 14, 15);
-  u32x8 folded = low > high ? low : high;
-  const u32x8 swapped = __builtin_shufflevector(folded, folded, 4, 5, 6, 7, 0, 1, 2, 3);
-  folded = folded > swapped ? folded : swapped;
-  const u32x8 pairs = __builtin_shufflevector(folded, folded, 2, 3, 0, 1, 6, 7, 4, 5);
-  folded = folded > pairs ? folded : pairs;
-  return folded[0] > folded[1] ? folded[0] : folded[1];
-}
 
 // The sums of a segment of n entries, 16 (kVectors - 1) < n <= 16 kVectors.
 template <class E, int kVectors, bool kMasked>
@@ -62,7 +50,7 @@ Accumulator sum_short_by_tables(const typename E::Bits* params, const uint8_t* m
   }
   acc.count = live;
   TableScale scale;
-  if (!scale_of_short_segment<E>(lanes_max(largest), params, mask, n, acc, scale)) return acc;
+  if (!scale_of_short_segment<E>(horizontal_max(largest), params, mask, n, acc, scale)) return acc;
   const TablePowers<true, true> powers(tables);
   Exp2Sum acc_p = {}, acc_q = {};
   // add_table_sums's order: four vectors at a time as ((0 + 1) + (2 + 3)), then one at a time

@@ -46,6 +46,16 @@ struct LaneTypes<f32x16> {
 };
 #endif
 
+// The largest of eight lanes, folded in halves (a loop over the lanes is a chain of eight
+// dependent steps in every short segment).
+inline uint32_t horizontal_max(u32x8 lanes) {
+  const u32x8 swapped = __builtin_shufflevector(lanes, lanes, 4, 5, 6, 7, 0, 1, 2, 3);
+  u32x8 folded = lanes > swapped ? lanes : swapped;
+  const u32x8 pairs = __builtin_shufflevector(folded, folded, 2, 3, 0, 1, 6, 7, 4, 5);
+  folded = folded > pairs ? folded : pairs;
+  return folded[0] > folded[1] ? folded[0] : folded[1];
+}
+
 inline f64x4 splat(double value) { return f64x4{value, value, value, value}; }
 
 inline f32x8 splat8(float value) {
@@ -87,6 +97,14 @@ inline void widen(f32x16 values, f64x8& low, f64x8& high) {
       __builtin_shufflevector(values, values, 8, 9, 10, 11, 12, 13, 14, 15)};
   low = (f64x8)(_mm512_maskz_cvtps_pd(0xff, (__m256)(halves[0])));
   high = (f64x8)(_mm512_maskz_cvtps_pd(0xff, (__m256)(halves[1])));
+}
+
+// The largest of sixteen lanes: the larger half, then horizontal_max
+// (_mm512_reduce_max_epu32 reads an uninitialised value in GCC 12's header, which warns).
+inline uint32_t horizontal_max(u32x16 lanes) {
+  const u32x8 low = __builtin_shufflevector(lanes, lanes, 0, 1, 2, 3, 4, 5, 6, 7);
+  const u32x8 high = __builtin_shufflevector(lanes, lanes, 8, 9, 10, 11, 12, 13, 14, 15);
+  return horizontal_max(low > high ? low : high);
 }
 #endif
 
