@@ -153,6 +153,29 @@ def test_float64_subnormals(backend: str) -> None:
         check_case(Case(params, seg, None, "subnormal"), p, q, backend)
 
 
+@pytest.mark.parametrize("pq", EXPONENT_PAIRS, ids=str)
+def test_float32_subnormal_segments(backend: str, pq: tuple[float, float]) -> None:
+    """Segments whose largest |w| is a float32 subnormal (its scale comes from the width of its
+    bits), short and long. For the pairs that every CPU copy sums in units of the max, the
+    scale is 2^e with max = f 2^e, f in [0.5, 1)."""
+    gen = torch.Generator().manual_seed(3)
+    lengths = [1, 3, 17, 130, 700, 3000]
+    tiny = 2.0**-149
+    # bit patterns 1 .. 2^23 - 1 (every width), one segment's entries below another's max
+    bits = torch.randint(1, 1 << 23, (sum(lengths),), generator=gen, dtype=torch.int64)
+    bits = bits >> torch.randint(0, 23, (sum(lengths),), generator=gen)
+    params = (bits.clamp(min=1).double() * tiny).float()
+    params[5] = tiny  # a segment of 17 whose largest is the smallest subnormal's neighbour
+    seg = sk.Segments.from_lengths(lengths)
+    check_case(Case(params, seg, None, "float32 subnormal"), *pq, backend)
+    # generic exponents with p >= 1/2 (float32 terms, any copy), and q > 6
+    if backend == "cpu" and pq in ((0.7, 1.3), (1.2, 3.7), (2.0, 7.0)):
+        sums = sk.segmented_power_sums(params, seg, *pq, backend=backend)
+        largest = torch.stack([part.abs().max() for part in params.split(lengths)]).double()
+        _, exponent = torch.frexp(largest)
+        assert torch.equal(sums.scale, torch.ldexp(torch.ones_like(largest), exponent))
+
+
 def test_float64_near_max_scale_is_finite(backend: str) -> None:
     """|w| >= 2^1023 in float64: the scale must stay finite (no power of two above them is)."""
     params = torch.tensor([1.5 * 2.0**1023, 1.0, 1.7e308, -1e308, 2.0], dtype=torch.float64)

@@ -106,11 +106,13 @@ struct TableScale {
   }
 
   // The scale of a short segment from the float32 bits of its largest magnitude (> 0,
-  // finite): e with max = f 2^e, f in [0.5, 1), from the exponent field (or binary_exponent,
-  // for a subnormal max), and 2^-e split as Scaling::for_exponent splits it.
-  static TableScale for_largest(uint32_t max_bits, int& exponent) {
+  // finite): e with max = f 2^e, f in [0.5, 1), from the exponent field, or for a subnormal
+  // max (bits * 2^-149) from the width of its bits; and 2^-e split as Scaling::for_exponent
+  // splits it. Inlined and without a call (frexp) in it: as a call, every short segment's
+  // vectors went to the stack and back around it.
+  __attribute__((always_inline)) static TableScale for_largest(uint32_t max_bits, int& exponent) {
     exponent = max_bits >= 0x00800000u ? static_cast<int>(max_bits >> 23) - 126
-                                       : binary_exponent(Float32Element::to_double(max_bits));
+                                       : 32 - __builtin_clz(max_bits) - 149;
     const int half = -exponent / 2;
     return for_exponent(exponent, float_power_of_two(half), float_power_of_two(-exponent - half));
   }
@@ -125,11 +127,12 @@ struct TableScale {
 // A short segment's start from the float32 bits of its largest live magnitude: its NaN / inf
 // entries counted (bits >= kInfBits), or nothing to add (0), or its scale. Returns whether
 // terms follow, in units of that scale.
+// Inlined: as a call it took acc and scale through the stack, on the path of every segment.
 template <class E>
-bool scale_of_short_segment(uint32_t max_bits, const typename E::Bits* params,
-                            const uint8_t* mask, int64_t n, Accumulator& acc,
-                            TableScale& scale) {
-  if (max_bits >= Float32Element::kInfBits) {
+__attribute__((always_inline)) inline bool scale_of_short_segment(
+    uint32_t max_bits, const typename E::Bits* params, const uint8_t* mask, int64_t n,
+    Accumulator& acc, TableScale& scale) {
+  if (max_bits >= Float32Element::kInfBits) [[unlikely]] {
     acc.nonfinite = count_nonfinite<E>(params, mask, n);
     return false;
   }
@@ -142,57 +145,108 @@ bool scale_of_short_segment(uint32_t max_bits, const typename E::Bits* params,
 #if defined(__AVX512F__)
 #define SAP_KERNELS_POWER_TABLES 1
 
-// One exponent's tables in registers.
+// A table's vectors come from one of two places (kHeld):
+// - held in registers (the loops over long runs, where they stay there);
+// - read from memory where a term needs them, as the permutes' and multiply-adds' operands (a
+//   short segment: loaded into registers they were copied to the stack at every segment, for
+//   there are more of them than free registers).
+// The arithmetic is the same either way, so are the terms' bits.
+
+// 32 floats looked up by the low five bits of each lane.
+template <bool kHeld>
+class Lookup32;
+
+template <>
+class Lookup32<true> {
+ public:
+  __attribute__((always_inline)) explicit Lookup32(const float* table)
+      : low_(_mm512_load_ps(table)), high_(_mm512_load_ps(table + 16)) {}
+  __attribute__((always_inline)) __m512 operator()(__m512i index) const {
+    return _mm512_permutex2var_ps(low_, index, high_);
+  }
+
+ private:
+  __m512 low_, high_;
+};
+
+template <>
+class Lookup32<false> {
+ public:
+  __attribute__((always_inline)) explicit Lookup32(const float* table) : table_(table) {}
+  __attribute__((always_inline)) __m512 operator()(__m512i index) const {
+    return _mm512_permutex2var_ps(_mm512_load_ps(table_), index, _mm512_load_ps(table_ + 16));
+  }
+
+ private:
+  const float* table_;
+};
+
+// One float in every lane.
+template <bool kHeld>
+class Splat;
+
+template <>
+class Splat<true> {
+ public:
+  __attribute__((always_inline)) explicit Splat(const float* value)
+      : vector_(_mm512_set1_ps(*value)) {}
+  __attribute__((always_inline)) __m512 operator()() const { return vector_; }
+
+ private:
+  __m512 vector_;
+};
+
+template <>
+class Splat<false> {
+ public:
+  __attribute__((always_inline)) explicit Splat(const float* value) : value_(value) {}
+  __attribute__((always_inline)) __m512 operator()() const { return _mm512_set1_ps(*value_); }
+
+ private:
+  const float* value_;
+};
+
+// One exponent's tables.
+template <bool kHeld>
 class PowerRegisters {
  public:
   __attribute__((always_inline)) explicit PowerRegisters(const PowerTable& t)
-      : scale_low_(load(t.power_of_scale)),
-        scale_high_(load(t.power_of_scale + 16)),
-        scale_error_low_(load(t.scale_error)),
-        scale_error_high_(load(t.scale_error + 16)),
-        centre_low_(load(t.power_of_centre)),
-        centre_high_(load(t.power_of_centre + 16)),
-        centre_error_low_(load(t.centre_error)),
-        centre_error_high_(load(t.centre_error + 16)),
-        b1_(_mm512_set1_ps(t.binomial[0])),
-        b2_(_mm512_set1_ps(t.binomial[1])),
-        b3_(_mm512_set1_ps(t.binomial[2])),
-        b4_(_mm512_set1_ps(t.binomial[3])) {}
+      : scale_(t.power_of_scale),
+        scale_error_(t.scale_error),
+        centre_(t.power_of_centre),
+        centre_error_(t.centre_error),
+        b1_(t.binomial),
+        b2_(t.binomial + 1),
+        b3_(t.binomial + 2),
+        b4_(t.binomial + 3) {}
 
   // 2^(p j) c^p (1 + r)^p of the lanes in `live` (0 elsewhere); row = j mod 32, column = i.
   __attribute__((always_inline)) __m512 terms(__m512i row, __m512i column, __m512 r,
                                               __mmask16 live) const {
-    __m512 series = _mm512_fmadd_ps(b4_, r, b3_);
-    series = _mm512_fmadd_ps(series, r, b2_);
-    series = _mm512_fmadd_ps(series, r, b1_);  // (1 + r)^p = 1 + r series
+    __m512 series = _mm512_fmadd_ps(b4_(), r, b3_());
+    series = _mm512_fmadd_ps(series, r, b2_());
+    series = _mm512_fmadd_ps(series, r, b1_());  // (1 + r)^p = 1 + r series
     // the tables' relative errors: (1 + a)(1 + b)(1 + r series) = 1 + r series + a + b, to
     // within a product of two of them (< 2^-28)
-    const __m512 errors =
-        _mm512_add_ps(_mm512_permutex2var_ps(scale_error_low_, row, scale_error_high_),
-                      _mm512_permutex2var_ps(centre_error_low_, column, centre_error_high_));
+    const __m512 errors = _mm512_add_ps(scale_error_(row), centre_error_(column));
     const __m512 correction = _mm512_fmadd_ps(r, series, errors);
-    const __m512 centre = _mm512_permutex2var_ps(centre_low_, column, centre_high_);
+    const __m512 centre = centre_(column);
     const __m512 mantissa_power = _mm512_fmadd_ps(centre, correction, centre);
-    const __m512 scale = _mm512_permutex2var_ps(scale_low_, row, scale_high_);
-    return _mm512_maskz_mul_ps(live, scale, mantissa_power);
+    return _mm512_maskz_mul_ps(live, scale_(row), mantissa_power);
   }
 
  private:
-  static __m512 load(const float* values) { return _mm512_load_ps(values); }
-
-  __m512 scale_low_, scale_high_, scale_error_low_, scale_error_high_;
-  __m512 centre_low_, centre_high_, centre_error_low_, centre_error_high_;
-  __m512 b1_, b2_, b3_, b4_;
+  Lookup32<kHeld> scale_, scale_error_, centre_, centre_error_;
+  Splat<kHeld> b1_, b2_, b3_, b4_;
 };
 
 // The terms (x 2^-e)^p and (x 2^-e)^q of sixteen magnitudes at a time (kP / kQ: which are
-// wanted).
-template <bool kP, bool kQ>
+// wanted; kHeld: the tables held in registers or read where needed, as above).
+template <bool kP, bool kQ, bool kHeld = true>
 class TablePowers {
  public:
   __attribute__((always_inline)) explicit TablePowers(const PowerTables& tables)
-      : inverse_low_(_mm512_load_ps(tables.inverse_centre)),
-        inverse_high_(_mm512_load_ps(tables.inverse_centre + 16)),
+      : inverse_centre_(tables.inverse_centre),
         p_(tables.p),
         q_(tables.q),
         p_exponent_(tables.p_exponent),
@@ -207,7 +261,7 @@ class TablePowers {
     const i32x16 row = (i32x16)(bits >> 23) - scale.row_offset;  // j mod 32 in the low bits
     const u32x16 column = bits >> 18;  // the top five mantissa bits (vpermt2ps reads five)
     const f32x16 mantissa = (f32x16)((bits & 0x007fffffu) | 0x3f800000u);
-    const __m512 inverse = _mm512_permutex2var_ps(inverse_low_, (__m512i)(column), inverse_high_);
+    const __m512 inverse = inverse_centre_((__m512i)(column));
     const __m512 r = _mm512_fmsub_ps((__m512)(mantissa), inverse, _mm512_set1_ps(1.0f));
     // (a term not wanted is 0)
     term_p = kP ? (f32x16)(p_.terms((__m512i)(row), (__m512i)(column), r, live)) : f32x16{};
@@ -255,9 +309,9 @@ class TablePowers {
     return terms;
   }
 
-  __m512 inverse_low_, inverse_high_;
-  PowerRegisters p_;
-  PowerRegisters q_;
+  Lookup32<kHeld> inverse_centre_;
+  PowerRegisters<kHeld> p_;
+  PowerRegisters<kHeld> q_;
   double p_exponent_;
   double q_exponent_;
 };

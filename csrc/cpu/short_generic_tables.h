@@ -28,6 +28,10 @@ namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
 // The longest segment summed from registers: eight vectors of sixteen.
 constexpr int64_t kShortTableSegment = 128;
+// How far ahead a short segment prefetches the entries that follow (into L2), as
+// add_table_sums does: a chunk (kChunk). Without it the longer segments after a run of short
+// ones waited on memory (ragged (0.7, 1.3) at 1e8: 3% of the time).
+constexpr int64_t kShortTablePrefetch = 2048;
 
 // The sums of a segment of n entries, 16 (kVectors - 1) < n <= 16 kVectors.
 template <class E, int kVectors, bool kMasked>
@@ -43,6 +47,7 @@ Accumulator sum_short_by_tables(const typename E::Bits* params, const uint8_t* m
     __mmask16 lanes = first_lanes(left < 16 ? left : 16);
     if constexpr (kMasked) lanes = live_lanes(mask + 16 * v, lanes);
     live += __builtin_popcount(lanes);
+    __builtin_prefetch(params + kShortTablePrefetch + 16 * v, 0, 2);
     // masked: reads nothing of the lanes left out, so never past the buffer's end
     magnitudes[v] = load_magnitudes16<E>(params + 16 * v, lanes);
     const u32x16 bits = (u32x16)(magnitudes[v]);
@@ -51,7 +56,7 @@ Accumulator sum_short_by_tables(const typename E::Bits* params, const uint8_t* m
   acc.count = live;
   TableScale scale;
   if (!scale_of_short_segment<E>(horizontal_max(largest), params, mask, n, acc, scale)) return acc;
-  const TablePowers<true, true> powers(tables);
+  const TablePowers<true, true, false> powers(tables);  // tables read where needed
   Exp2Sum acc_p = {}, acc_q = {};
   // add_table_sums's order: four vectors at a time as ((0 + 1) + (2 + 3)), then one at a time
   constexpr int kFours = kVectors / 4;
