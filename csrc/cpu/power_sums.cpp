@@ -54,9 +54,10 @@ __attribute__((always_inline)) inline void write_segment(const Accumulator& acc,
   if (out.pqi) out.pqi[segment] = rule(sum_p, sum_q, acc.count);
 }
 
-// The PQI of a tile's whole segments, computed four at a time once kSize are gathered or the
-// tile is done: the divisions, roots or log2 / exp2 of one segment would otherwise sit on the
-// path from one short segment to the next (pqi_value.h gives the same bits either way).
+// The PQI of a tile's whole segments, computed a vector of them at a time (pqi_value.h) once
+// kSize are gathered or the tile is done: the divisions, roots or log2 / exp2 of one segment
+// would otherwise sit on the path from one short segment to the next (pqi_value.h gives the
+// same bits either way).
 class PqiBatch {
  public:
   static constexpr int kSize = 64;
@@ -76,22 +77,24 @@ class PqiBatch {
 
   // Out of line: once in kSize segments, and it keeps the inlined add small.
   __attribute__((noinline)) void flush() {
-    for (int i = size_; i % 4 != 0; ++i) {  // padding lanes, never written out
+    for (int i = size_; i % kPqiLanes != 0; ++i) {  // padding lanes, never written out
       sum_p_[i] = sum_q_[i] = 1.0;
       count_[i] = 2.0;
     }
-    i64x4 finite = ~i64x4{};
-    for (int i = 0; i < size_; i += 4) {
-      f64x4 sum_p, sum_q, count;
+    PqiMask finite = ~PqiMask{};
+    for (int i = 0; i < size_; i += kPqiLanes) {
+      PqiVector sum_p, sum_q, count;
       __builtin_memcpy(&sum_p, sum_p_ + i, sizeof(sum_p));
       __builtin_memcpy(&sum_q, sum_q_ + i, sizeof(sum_q));
       __builtin_memcpy(&count, count_ + i, sizeof(count));
       // NaN compares false; two finite sums can only add up to inf
       finite &= sum_p + sum_q <= std::numeric_limits<double>::max();
-      const f64x4 values = rule_(sum_p, sum_q, count);
-      for (int lane = 0; lane < 4 && i + lane < size_; ++lane) pqi_[segment_[i + lane]] = values[lane];
+      const PqiVector values = rule_(sum_p, sum_q, count);
+      for (int lane = 0; lane < kPqiLanes && i + lane < size_; ++lane) {
+        pqi_[segment_[i + lane]] = values[lane];
+      }
     }
-    not_finite_ |= (finite[0] & finite[1] & finite[2] & finite[3]) == 0;
+    for (int lane = 0; lane < kPqiLanes; ++lane) not_finite_ |= finite[lane] == 0;
     size_ = 0;
   }
 

@@ -35,24 +35,30 @@ inline double power(double x) {
   return 0.0;
 }
 
-// log2(x) for finite x >= 0 to ~1e-13 absolute. Returns -inf for x = 0 (so 2^(p * that) is
-// 0 for every p > 0) and x itself for NaN / inf. ln m = 2 atanh(s), s = (m-1)/(m+1), m in [sqrt(1/2), sqrt(2)).
-inline f64x4 log2_x4(f64x4 x) {
-  const i64x4 tiny = x < 0x1p-1000;  // subnormals: lift into the normal range first
-  const f64x4 lifted = tiny ? x * 0x1p200 : x;
-  const u64x4 bits = (u64x4)(lifted);
+// log2(x) for finite x >= 0 to ~1e-13 absolute, lane by lane (V: f64x4, or f64x8 with
+// AVX-512; the same operations on each lane, so the same bits at either width). Returns -inf
+// for x = 0 (so 2^(p * that) is 0 for every p > 0) and x itself for NaN / inf.
+// ln m = 2 atanh(s), s = (m-1)/(m+1), m in [sqrt(1/2), sqrt(2)).
+template <class V>
+inline V log2_lanes_f64(V x) {
+  using Signed = typename DoubleLanes<V>::Signed;
+  using Unsigned = typename DoubleLanes<V>::Unsigned;
+  const Signed tiny = x < 0x1p-1000;  // subnormals: lift into the normal range first
+  const V lifted = tiny ? x * 0x1p200 : x;
+  const Unsigned bits = (Unsigned)(lifted);
   // the exponent field as a double, without an int64 -> double conversion (none in AVX2)
-  const u64x4 exponent_bits = (bits >> 52) | 0x4330000000000000ull;
-  const f64x4 exponent = (f64x4)(exponent_bits) - (0x1p52 + 1023.0);
-  const u64x4 mantissa_bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
-  f64x4 m = (f64x4)(mantissa_bits);
-  const i64x4 upper = m > 1.4142135623730951;
+  const Unsigned exponent_bits = (bits >> 52) | 0x4330000000000000ull;
+  const V exponent = (V)(exponent_bits) - (0x1p52 + 1023.0);
+  const Unsigned mantissa_bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+  V m = (V)(mantissa_bits);
+  const Signed upper = m > 1.4142135623730951;
   m = upper ? m * 0.5 : m;
-  const f64x4 k = exponent + (upper ? splat(1.0) : splat(0.0)) - (tiny ? splat(200.0) : splat(0.0));
-  const f64x4 s = (m - 1.0) / (m + 1.0);
-  const f64x4 s2 = s * s;
+  const V k = exponent + (upper ? splat_as<V>(1.0) : splat_as<V>(0.0)) -
+              (tiny ? splat_as<V>(200.0) : splat_as<V>(0.0));
+  const V s = (m - 1.0) / (m + 1.0);
+  const V s2 = s * s;
   // |s| <= 0.172: the first omitted term, s^16 / 17, is below 2e-14 of the sum
-  f64x4 series = splat(1.0 / 15.0);
+  V series = splat_as<V>(1.0 / 15.0);
   series = series * s2 + 1.0 / 13.0;
   series = series * s2 + 1.0 / 11.0;
   series = series * s2 + 1.0 / 9.0;
@@ -60,21 +66,26 @@ inline f64x4 log2_x4(f64x4 x) {
   series = series * s2 + 1.0 / 5.0;
   series = series * s2 + 1.0 / 3.0;
   series = series * s2 + 1.0;
-  const f64x4 result = k + s * series * (2.0 * 1.4426950408889634);
-  const i64x4 finite = x <= 1.7976931348623157e308;  // false for NaN and inf
-  return x == 0.0 ? splat(-__builtin_inf()) : (finite ? result : x);
+  const V result = k + s * series * (2.0 * 1.4426950408889634);
+  const Signed finite = x <= 1.7976931348623157e308;  // false for NaN and inf
+  return x == 0.0 ? splat_as<V>(-__builtin_inf()) : (finite ? result : x);
 }
 
-// 2^y to ~2e-13 relative for y <= 1023; results below the normal range flush to 0 (they are
-// negligible next to the largest term). Taylor series of e^t, |t| <= ln(2)/2.
-inline f64x4 exp2_x4(f64x4 y) {
-  const f64x4 clamped = y < -1100.0 ? splat(-1100.0) : y;
+inline f64x4 log2_x4(f64x4 x) { return log2_lanes_f64(x); }
+
+// 2^y to ~2e-13 relative for y <= 1023, lane by lane as log2_lanes_f64; results below the
+// normal range flush to 0 (they are negligible next to the largest term). Taylor series of
+// e^t, |t| <= ln(2)/2.
+template <class V>
+inline V exp2_lanes_f64(V y) {
+  using Unsigned = typename DoubleLanes<V>::Unsigned;
+  const V clamped = y < -1100.0 ? splat_as<V>(-1100.0) : y;
   const double shifter = 0x1.8p52;  // adding it rounds to an integer kept in the low bits
-  const f64x4 shifted = clamped + shifter;
-  const f64x4 n = shifted - shifter;
-  const f64x4 t = (clamped - n) * 0.6931471805599453;
+  const V shifted = clamped + shifter;
+  const V n = shifted - shifter;
+  const V t = (clamped - n) * 0.6931471805599453;
   // |t| <= 0.347: the first omitted term, t^11 / 11!, is below 2e-13
-  f64x4 poly = splat(1.0 / 3628800.0);
+  V poly = splat_as<V>(1.0 / 3628800.0);
   poly = poly * t + 1.0 / 362880.0;
   poly = poly * t + 1.0 / 40320.0;
   poly = poly * t + 1.0 / 5040.0;
@@ -85,12 +96,14 @@ inline f64x4 exp2_x4(f64x4 y) {
   poly = poly * t + 0.5;
   poly = poly * t + 1.0;
   poly = poly * t + 1.0;
-  const u64x4 shifted_bits = (u64x4)(shifted);
-  const u64x4 n_bits = shifted_bits - 0x4338000000000000ull;  // n as a two's-complement int
-  const u64x4 power_bits = (n_bits + 1023) << 52;
-  const f64x4 two_to_n = (f64x4)(power_bits);
-  return n < -1022.0 ? splat(0.0) : poly * two_to_n;
+  const Unsigned shifted_bits = (Unsigned)(shifted);
+  const Unsigned n_bits = shifted_bits - 0x4338000000000000ull;  // n as a two's-complement int
+  const Unsigned power_bits = (n_bits + 1023) << 52;
+  const V two_to_n = (V)(power_bits);
+  return n < -1022.0 ? splat_as<V>(0.0) : poly * two_to_n;
 }
+
+inline f64x4 exp2_x4(f64x4 y) { return exp2_lanes_f64(y); }
 
 // Adds Σ x^p (if generic_p) and Σ x^q (if generic_q) over x[0..n), n a multiple of 16.
 // Four vectors per step: the polynomials are long dependency chains, and independent vectors

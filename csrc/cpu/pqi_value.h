@@ -4,8 +4,8 @@
 // NaN for d = 0, an all-zero segment or NaN sums; 0 for d = 1.
 // Where 1/p and 1/q are 2, 1, 1/2 or 1/4 the means are a square, the value itself or square
 // roots (pqi_by_roots, to ~1e-16). Other exponents need pow, and three pow calls a segment cost
-// more than reading a short segment's entries: those go four segments at a time through a
-// vectorized log2 / exp2 (pqi_x4, ~1e-13). Each exponent pair takes one of the two, for every
+// more than reading a short segment's entries: those go four or eight segments at a time
+// through a vectorized log2 / exp2 (pqi_by_logs, ~1e-13). Each exponent pair takes one of the two, for every
 // segment of every call, so that a PQI does not depend on how the buffer was cut into tiles.
 #pragma once
 
@@ -16,6 +16,17 @@
 #include "vectors.h"
 
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
+
+// The PQI's vector: eight segments at a time with AVX-512, four otherwise. Its log2 / exp2 are
+// long chains of dependent steps; eight lanes put twice the segments in the core's window. Every
+// PQI of a build goes through the one width, so none depends on which path computed it.
+#if defined(__AVX512F__)
+using PqiVector = f64x8;
+#else
+using PqiVector = f64x4;
+#endif
+constexpr int kPqiLanes = static_cast<int>(sizeof(PqiVector) / sizeof(double));
+using PqiMask = typename DoubleLanes<PqiVector>::Signed;
 
 // x^(1/r) for the orders whose inverse is 2, 1, 1/2 or 1/4.
 enum class RootKind { kSquare, kIdentity, kSqrt, kFourthRoot, kNone };
@@ -28,11 +39,11 @@ inline RootKind root_kind(double order) {
   return RootKind::kNone;
 }
 
-inline f64x4 take_root(f64x4 x, RootKind kind) {
+inline PqiVector take_root(PqiVector x, RootKind kind) {
   switch (kind) {
     case RootKind::kSquare: return x * x;
-    case RootKind::kSqrt: return sqrt4(x);
-    case RootKind::kFourthRoot: return sqrt4(sqrt4(x));
+    case RootKind::kSqrt: return sqrt_lanes(x);
+    case RootKind::kFourthRoot: return sqrt_lanes(sqrt_lanes(x));
     default: return x;
   }
 }
@@ -41,43 +52,57 @@ inline bool pqi_by_roots(double p, double q) {
   return root_kind(p) != RootKind::kNone && root_kind(q) != RootKind::kNone;
 }
 
-inline f64x4 special_pqi(f64x4 pqi, f64x4 sum_p, f64x4 count) {
-  const f64x4 nan = splat(__builtin_nan(""));
-  const f64x4 dense = count == 1.0 ? splat(0.0) : pqi;  // one live entry: as dense as can be
+inline PqiVector special_pqi(PqiVector pqi, PqiVector sum_p, PqiVector count) {
+  const PqiVector nan = splat_as<PqiVector>(__builtin_nan(""));
+  // one live entry: as dense as can be
+  const PqiVector dense = count == 1.0 ? splat_as<PqiVector>(0.0) : pqi;
   return (count == 0.0) | (sum_p == 0.0) | (sum_p != sum_p) ? nan : dense;
 }
 
 // sum_r / d lies between the smallest and the largest term, so neither mean over- or
 // underflows.
-inline f64x4 pqi_by_means_x4(f64x4 sum_p, f64x4 sum_q, f64x4 count, RootKind root_p,
-                             RootKind root_q) {
-  const f64x4 pqi = 1.0 - take_root(sum_p / count, root_p) / take_root(sum_q / count, root_q);
+inline PqiVector pqi_by_means(PqiVector sum_p, PqiVector sum_q, PqiVector count, RootKind root_p,
+                              RootKind root_q) {
+  const PqiVector pqi =
+      1.0 - take_root(sum_p / count, root_p) / take_root(sum_q / count, root_q);
   return special_pqi(pqi, sum_p, count);
 }
 
-inline f64x4 pqi_x4(f64x4 sum_p, f64x4 sum_q, f64x4 count, double p, double q) {
-  const f64x4 exponent =
-      log2_x4(sum_p) * (1.0 / p) - log2_x4(sum_q) * (1.0 / q) + log2_x4(count) * (1.0 / q - 1.0 / p);
-  return special_pqi(1.0 - exp2_x4(exponent), sum_p, count);
+// inverse_p = 1 / p, inverse_q = 1 / q
+inline PqiVector pqi_by_logs(PqiVector sum_p, PqiVector sum_q, PqiVector count,
+                             double inverse_p, double inverse_q) {
+  const PqiVector exponent = log2_lanes_f64(sum_p) * inverse_p -
+                             log2_lanes_f64(sum_q) * inverse_q +
+                             log2_lanes_f64(count) * (inverse_q - inverse_p);
+  return special_pqi(1.0 - exp2_lanes_f64(exponent), sum_p, count);
 }
 
 // How the PQI of a segment is found for an exponent pair: the same way for every segment.
 struct PqiRule {
   double p;
   double q;
+  double inverse_p;
+  double inverse_q;
   RootKind root_p;
   RootKind root_q;
   bool by_roots;
   PqiRule(double p_, double q_)
-      : p(p_), q(q_), root_p(root_kind(p_)), root_q(root_kind(q_)), by_roots(pqi_by_roots(p_, q_)) {}
+      : p(p_),
+        q(q_),
+        inverse_p(1.0 / p_),
+        inverse_q(1.0 / q_),
+        root_p(root_kind(p_)),
+        root_q(root_kind(q_)),
+        by_roots(pqi_by_roots(p_, q_)) {}
 
-  f64x4 operator()(f64x4 sum_p, f64x4 sum_q, f64x4 count) const {
-    return by_roots ? pqi_by_means_x4(sum_p, sum_q, count, root_p, root_q)
-                    : pqi_x4(sum_p, sum_q, count, p, q);
+  PqiVector operator()(PqiVector sum_p, PqiVector sum_q, PqiVector count) const {
+    return by_roots ? pqi_by_means(sum_p, sum_q, count, root_p, root_q)
+                    : pqi_by_logs(sum_p, sum_q, count, inverse_p, inverse_q);
   }
 
   double operator()(double sum_p, double sum_q, int64_t count) const {
-    return (*this)(splat(sum_p), splat(sum_q), splat(static_cast<double>(count)))[0];
+    return (*this)(splat_as<PqiVector>(sum_p), splat_as<PqiVector>(sum_q),
+                   splat_as<PqiVector>(static_cast<double>(count)))[0];
   }
 };
 

@@ -23,6 +23,8 @@ using u16x8 = uint16_t __attribute__((vector_size(16)));
 using u8x8 = uint8_t __attribute__((vector_size(8)));
 #if defined(__AVX512F__)
 using f64x8 = double __attribute__((vector_size(64)));
+using i64x8 = int64_t __attribute__((vector_size(64)));
+using u64x8 = uint64_t __attribute__((vector_size(64)));
 using f32x16 = float __attribute__((vector_size(64)));
 using i32x16 = int32_t __attribute__((vector_size(64)));
 using u32x16 = uint32_t __attribute__((vector_size(64)));
@@ -58,6 +60,27 @@ inline uint32_t horizontal_max(u32x8 lanes) {
 
 inline f64x4 splat(double value) { return f64x4{value, value, value, value}; }
 
+// The integer vectors of a double vector's lanes, and the value in every lane.
+template <class V>
+struct DoubleLanes;
+template <>
+struct DoubleLanes<f64x4> {
+  using Signed = i64x4;
+  using Unsigned = u64x4;
+};
+#if defined(__AVX512F__)
+template <>
+struct DoubleLanes<f64x8> {
+  using Signed = i64x8;
+  using Unsigned = u64x8;
+};
+#endif
+
+template <class V>
+inline V splat_as(double value) {
+  return V{} + value;
+}
+
 inline f32x8 splat8(float value) {
   return f32x8{value, value, value, value, value, value, value, value};
 }
@@ -70,6 +93,13 @@ inline f64x4 sqrt4(f64x4 x) {
                __builtin_sqrt(x[3])};
 #endif
 }
+
+inline f64x4 sqrt_lanes(f64x4 x) { return sqrt4(x); }
+#if defined(__AVX512F__)
+// the masked form with every lane kept: the unmasked intrinsic warns (GCC 12) of an
+// uninitialised value inside its own header
+inline f64x8 sqrt_lanes(f64x8 x) { return (f64x8)(_mm512_maskz_sqrt_pd(0xff, (__m512d)(x))); }
+#endif
 
 // The two halves of eight floats, each widened to four doubles. (GCC lowers
 // __builtin_convertvector of four floats to two-lane conversions and shuffles, so AVX builds
