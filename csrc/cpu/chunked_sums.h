@@ -134,22 +134,11 @@ uint32_t store_chunk_magnitudes(const typename E::Bits* params, const uint8_t* m
   const u32x16 wide = mask == nullptr
                           ? store_whole_vectors<E, false>(params, mask, whole, magnitudes)
                           : store_whole_vectors<E, true>(params, mask, whole, magnitudes);
-  const u32x8 low = __builtin_shufflevector(wide, wide, 0, 1, 2, 3, 4, 5, 6, 7);
-  const u32x8 high = __builtin_shufflevector(wide, wide, 8, 9, 10, 11, 12, 13, 14, 15);
-  u32x8 largest = low > high ? low : high;
-  for_each_octet<E>(params + whole, mask == nullptr ? nullptr : mask + whole, n - whole,
-                    readable - whole, [&](f32x8 octet, int64_t i) {
-                      const u32x8 bits = (u32x8)(octet);
-                      largest = bits > largest ? bits : largest;
-                      __builtin_memcpy(magnitudes + whole + i, &octet, sizeof(octet));
-                    });
-  // a zero octet after an odd number of them, to end the last vector
-  const int64_t octets = (n + 7) / 8;
-  if (octets % 2 != 0) {
-    const f32x8 zeros = {};
-    __builtin_memcpy(magnitudes + octets * 8, &zeros, sizeof(zeros));
-  }
-  return horizontal_max(largest);
+  // the last 1..15 entries (and the zero octet that ends their vector) as octets
+  const uint8_t* rest_mask = mask == nullptr ? nullptr : mask + whole;
+  const uint32_t last = store_magnitudes<E>(params + whole, rest_mask, n - whole,
+                                            readable - whole, magnitudes + whole);
+  return std::max(horizontal_max(wide), last);
 }
 
 inline Exp2Vector load_chunk_vector(const float* values) { return load_lanes(values); }

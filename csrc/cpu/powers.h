@@ -41,8 +41,8 @@ inline double power(double x) {
 // ln m = 2 atanh(s), s = (m-1)/(m+1), m in [sqrt(1/2), sqrt(2)).
 template <class V>
 inline V log2_lanes_f64(V x) {
-  using Signed = typename DoubleLanes<V>::Signed;
-  using Unsigned = typename DoubleLanes<V>::Unsigned;
+  using Signed = typename LaneTypes<V>::Signed;
+  using Unsigned = typename LaneTypes<V>::Unsigned;
   const Signed tiny = x < 0x1p-1000;  // subnormals: lift into the normal range first
   const V lifted = tiny ? x * 0x1p200 : x;
   const Unsigned bits = (Unsigned)(lifted);
@@ -78,7 +78,7 @@ inline f64x4 log2_x4(f64x4 x) { return log2_lanes_f64(x); }
 // e^t, |t| <= ln(2)/2.
 template <class V>
 inline V exp2_lanes_f64(V y) {
-  using Unsigned = typename DoubleLanes<V>::Unsigned;
+  using Unsigned = typename LaneTypes<V>::Unsigned;
   const V clamped = y < -1100.0 ? splat_as<V>(-1100.0) : y;
   const double shifter = 0x1.8p52;  // adding it rounds to an integer kept in the low bits
   const V shifted = clamped + shifter;

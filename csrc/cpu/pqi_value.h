@@ -5,8 +5,9 @@
 // Where 1/p and 1/q are 2, 1, 1/2 or 1/4 the means are a square, the value itself or square
 // roots (pqi_by_roots, to ~1e-16). Other exponents need pow, and three pow calls a segment cost
 // more than reading a short segment's entries: those go four or eight segments at a time
-// through a vectorized log2 / exp2 (pqi_by_logs, ~1e-13). Each exponent pair takes one of the two, for every
-// segment of every call, so that a PQI does not depend on how the buffer was cut into tiles.
+// through a vectorized log2 / exp2 (pqi_by_logs, ~1e-13). Each exponent pair takes one of the
+// two, for every segment of every call, so that a PQI does not depend on how the buffer was cut
+// into tiles.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +27,7 @@ using PqiVector = f64x8;
 using PqiVector = f64x4;
 #endif
 constexpr int kPqiLanes = static_cast<int>(sizeof(PqiVector) / sizeof(double));
-using PqiMask = typename DoubleLanes<PqiVector>::Signed;
+using PqiMask = typename LaneTypes<PqiVector>::Signed;
 
 // x^(1/r) for the orders whose inverse is 2, 1, 1/2 or 1/4.
 enum class RootKind { kSquare, kIdentity, kSqrt, kFourthRoot, kNone };
@@ -79,21 +80,17 @@ inline PqiVector pqi_by_logs(PqiVector sum_p, PqiVector sum_q, PqiVector count,
 
 // How the PQI of a segment is found for an exponent pair: the same way for every segment.
 struct PqiRule {
-  double p;
-  double q;
   double inverse_p;
   double inverse_q;
   RootKind root_p;
   RootKind root_q;
   bool by_roots;
-  PqiRule(double p_, double q_)
-      : p(p_),
-        q(q_),
-        inverse_p(1.0 / p_),
-        inverse_q(1.0 / q_),
-        root_p(root_kind(p_)),
-        root_q(root_kind(q_)),
-        by_roots(pqi_by_roots(p_, q_)) {}
+  PqiRule(double p, double q)
+      : inverse_p(1.0 / p),
+        inverse_q(1.0 / q),
+        root_p(root_kind(p)),
+        root_q(root_kind(q)),
+        by_roots(pqi_by_roots(p, q)) {}
 
   PqiVector operator()(PqiVector sum_p, PqiVector sum_q, PqiVector count) const {
     return by_roots ? pqi_by_means(sum_p, sum_q, count, root_p, root_q)

@@ -30,7 +30,8 @@ using i32x16 = int32_t __attribute__((vector_size(64)));
 using u32x16 = uint32_t __attribute__((vector_size(64)));
 #endif
 
-// The integer vectors of a float vector's lanes, and the double vector of half of them.
+// The integer vectors of a vector's lanes, and for float lanes the double vector of half of
+// them.
 template <class F>
 struct LaneTypes;
 template <>
@@ -39,12 +40,22 @@ struct LaneTypes<f32x8> {
   using Unsigned = u32x8;
   using HalfDouble = f64x4;
 };
+template <>
+struct LaneTypes<f64x4> {
+  using Signed = i64x4;
+  using Unsigned = u64x4;
+};
 #if defined(__AVX512F__)
 template <>
 struct LaneTypes<f32x16> {
   using Signed = i32x16;
   using Unsigned = u32x16;
   using HalfDouble = f64x8;
+};
+template <>
+struct LaneTypes<f64x8> {
+  using Signed = i64x8;
+  using Unsigned = u64x8;
 };
 #endif
 
@@ -60,22 +71,7 @@ inline uint32_t horizontal_max(u32x8 lanes) {
 
 inline f64x4 splat(double value) { return f64x4{value, value, value, value}; }
 
-// The integer vectors of a double vector's lanes, and the value in every lane.
-template <class V>
-struct DoubleLanes;
-template <>
-struct DoubleLanes<f64x4> {
-  using Signed = i64x4;
-  using Unsigned = u64x4;
-};
-#if defined(__AVX512F__)
-template <>
-struct DoubleLanes<f64x8> {
-  using Signed = i64x8;
-  using Unsigned = u64x8;
-};
-#endif
-
+// The value in every lane of a double vector.
 template <class V>
 inline V splat_as(double value) {
   return V{} + value;
@@ -85,7 +81,7 @@ inline f32x8 splat8(float value) {
   return f32x8{value, value, value, value, value, value, value, value};
 }
 
-inline f64x4 sqrt4(f64x4 x) {
+inline f64x4 sqrt_lanes(f64x4 x) {
 #if defined(__AVX__)
   return (f64x4)(_mm256_sqrt_pd((__m256d)(x)));
 #else
@@ -93,8 +89,6 @@ inline f64x4 sqrt4(f64x4 x) {
                __builtin_sqrt(x[3])};
 #endif
 }
-
-inline f64x4 sqrt_lanes(f64x4 x) { return sqrt4(x); }
 #if defined(__AVX512F__)
 // the masked form with every lane kept: the unmasked intrinsic warns (GCC 12) of an
 // uninitialised value inside its own header
