@@ -194,7 +194,7 @@ def power_sums_of(op, params, segments, p, q, start, mask, nan_policy, group, ba
         params, layout.local, p, q, mask, nan_policy="propagate", backend=backend
     )
     sums = _merge_power_sums(local, layout, seg.num_segments, p, q, group)
-    bad = all_reduced(reference.nonfinite_live(params, mask).sum().view(1).long(), group)
+    bad = all_reduced(torch.count_nonzero(reference.nonfinite_live(params, mask)).view(1), group)
     if int(bad) and nan_policy == "raise":
         segments_bad = sums.sum_p.isnan().nonzero().view(-1)
         raise nonfinite_error(op, int(bad), segments_bad, can_propagate=op != "sap_step")
@@ -242,7 +242,7 @@ def segmented_topk_mask_distributed(
         keep = torch.full((seg.num_segments,), k, dtype=torch.int64) if isinstance(k, int) else k
         if keep.shape != (seg.num_segments,) or (keep.numel() and int(keep.min()) < 0):
             raise ValueError(f"{op}: k must be >= 0, one per segment ([{seg.num_segments}])")
-        if int(reference.nonfinite_live(params, mask).sum()):
+        if bool(reference.nonfinite_live(params, mask).any()):
             raise ValueError(f"{op}: params must be finite where live")
     except (TypeError, ValueError, RuntimeError) as failure:
         error = failure

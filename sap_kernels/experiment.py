@@ -120,7 +120,8 @@ def run_method(
         if method != "one_shot" or t == 0:
             pruner.rewind()
             train(model, pruner, train_split, settings, seed=settings.seed * 1000 + t)
-        row = Row(method, t, accuracy(model, test_split), pruner.remaining, int(pruner.mask.sum()))
+        live = int(torch.count_nonzero(pruner.mask))
+        row = Row(method, t, accuracy(model, test_split), pruner.remaining, live)
         if t < settings.iterations:  # the step's record holds the PQI of these weights
             record = pruner.step()
             pqi, row.pruned_next = record.pqi, record.pruned

@@ -166,7 +166,7 @@ def count_nonfinite_where_nan(sums: PowerSums, inputs: ValidInputs) -> int:
     backend gives NaN sums exactly to the segments that hold one)."""
     if not bool(sums.sum_p.isnan().any()):
         return 0
-    return int(reference.nonfinite_live(inputs.params, inputs.mask).sum())
+    return int(torch.count_nonzero(reference.nonfinite_live(inputs.params, inputs.mask)))
 
 
 def _power_sums_torch(op: str, inputs: ValidInputs) -> tuple[PowerSums, int]:

@@ -112,7 +112,7 @@ def raise_nonfinite_found(
     """The error for the live NaN / inf entries of params, naming how many and their segments
     (found by the reference; returns if there are none)."""
     bad = reference.nonfinite_live(params, mask)
-    how_many = int(bad.sum())
+    how_many = int(torch.count_nonzero(bad))
     if how_many:
         positions = bad.nonzero().flatten()
         segments = torch.searchsorted(offsets, positions, right=True) - 1

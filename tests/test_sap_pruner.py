@@ -130,6 +130,23 @@ def test_records_hold_the_pqi_per_scope() -> None:
     assert record.remaining == pytest.approx(pruner.remaining)
 
 
+@pytest.mark.parametrize("scope", ["neuron", "layer", "global"])
+@pytest.mark.parametrize("exponents", [(0.5, 1.0), (0.7, 1.3)])
+def test_records_match_the_ops_on_the_weights_before_each_step(scope, exponents) -> None:
+    """The record of every step (its PQI per scope, the live count) is what segmented_pqi and
+    the mask give on the weights and mask before it: with the paper's exponents the step's own
+    PQI stands for its scope's, otherwise every scope is computed apart."""
+    pruner = SAPPruner(model(), scope, *exponents, gamma=1.5)
+    for iteration in range(3):
+        perturb(pruner, iteration)
+        before, weights = pruner.mask.clone(), pruner.flat.buffer.detach().clone()
+        record = pruner.step()
+        assert record.live == int(torch.count_nonzero(before))
+        for name in ("neuron", "layer", "global"):
+            expected = sk.segmented_pqi(weights, pruner.flat.segments(name), 0.5, 1.0, before)
+            torch.testing.assert_close(record.pqi[name], expected, rtol=0, atol=0, equal_nan=True)
+
+
 def test_errors() -> None:
     with pytest.raises(ValueError, match="scope must be one of"):
         SAPPruner(model(), "row")
