@@ -10,6 +10,10 @@
 #include "isa.h"
 #include "powers.h"
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 namespace sap_kernels::cpu::SAP_KERNELS_ISA {
 
 struct PowerTables;  // power_tables.h
@@ -66,11 +70,26 @@ int64_t count_nonfinite(const typename E::Bits* params, const uint8_t* mask, int
   return found;
 }
 
+// The live entries of mask[0..n) (nullptr: all n), a vector of bytes a step where the ISA
+// has byte compares into bits: the plain loop, vectorised, widened every byte to 64 bits (9%
+// of sap_step's time on masked rows of 1000).
 inline int64_t count_live(const uint8_t* mask, int64_t n) {
   if (mask == nullptr) return n;
-  int64_t live = 0;
-#pragma omp simd reduction(+ : live)
-  for (int64_t i = 0; i < n; ++i) live += mask[i] != 0;
+  int64_t live = 0, i = 0;
+#if defined(__AVX512BW__)
+  for (; i + 64 <= n; i += 64) {
+    const __m512i bytes = _mm512_loadu_si512(mask + i);
+    live += __builtin_popcountll(_mm512_test_epi8_mask(bytes, bytes));
+  }
+#elif defined(__AVX2__)
+  for (; i + 32 <= n; i += 32) {
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mask + i));
+    const auto dead = static_cast<unsigned>(
+        _mm256_movemask_epi8(_mm256_cmpeq_epi8(bytes, _mm256_setzero_si256())));
+    live += 32 - __builtin_popcount(dead);
+  }
+#endif
+  for (; i < n; ++i) live += mask[i] != 0;
   return live;
 }
 
