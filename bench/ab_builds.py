@@ -13,6 +13,8 @@ says whether the two builds' outputs are the same bit for bit.
     python bench/ab_builds.py BASE_DIR NEW_DIR --layout ragged --n 1e6 --pq 0.5:1
     # one core, both workers on the same CPU (two vCPUs can differ in speed):
     OMP_NUM_THREADS=1 taskset -c 1 python bench/ab_builds.py BASE_DIR NEW_DIR ...
+    # the masked paths: a mask with 70% of the entries live (drawn at random)
+    python bench/ab_builds.py BASE_DIR NEW_DIR --op step --layout rows --live 0.7
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", default="1e6", help="buffer size")
     parser.add_argument("--pq", default="0.5:1", help="exponents p:q")
     parser.add_argument("--dtype", choices=DTYPES, default="float32", help="the params' dtype")
+    parser.add_argument(
+        "--live",
+        type=float,
+        default=None,
+        help="with a mask: the fraction of entries live (each drawn at random; 1: all live)",
+    )
     parser.add_argument("--calls", type=int, default=20, help="calls per round and build")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument(
@@ -69,14 +77,18 @@ def worker(args: argparse.Namespace) -> None:
     layout = make_layout(args.layout, n)
     params = make_buffer(n).to(getattr(torch, args.dtype))
     mask_out = torch.empty(n, dtype=torch.bool)
+    mask = None
+    if args.live is not None:
+        mask = torch.rand(n, generator=torch.Generator().manual_seed(1)) < args.live
+    segments = layout.segments
 
     def call() -> torch.Tensor:
         if args.op == "step":
-            return sap_kernels.sap_step(params, layout.segments, p, q, out=mask_out).mask
+            return sap_kernels.sap_step(params, segments, p, q, mask, out=mask_out).mask
         if args.op == "sums":
-            sums = sap_kernels.segmented_power_sums(params, layout.segments, p, q)
+            sums = sap_kernels.segmented_power_sums(params, segments, p, q, mask)
             return torch.cat([sums.scale, sums.sum_p, sums.sum_q, sums.count.double()])
-        return sap_kernels.segmented_pqi(params, layout.segments, p, q)
+        return sap_kernels.segmented_pqi(params, segments, p, q, mask)
 
     digest = hashlib.sha256(call().numpy().tobytes()).hexdigest()[:16]
     print("ready", digest, Path(sap_kernels.__file__).parent, flush=True)
@@ -121,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         f"--n={args.n}",
         f"--pq={args.pq}",
         f"--dtype={args.dtype}",
+        *([f"--live={args.live}"] if args.live is not None else []),
         f"--calls={args.calls}",
         f"--stat={args.stat}",
     ]
