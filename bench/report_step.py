@@ -36,6 +36,7 @@ import step_peers  # noqa: E402
 IMPLEMENTATIONS = {
     "sap_kernels.sap_step": ("global", "rows", "ragged"),
     "sap_kernels.sap_step out=": ("global", "rows", "ragged"),
+    "sap_kernels.sap_step mask (70% live)": ("global", "rows", "ragged"),
     "paper_step (torch.sort)": ("global", "rows"),
     "kthvalue_step": ("global",),
 }
@@ -49,6 +50,9 @@ def step_of(name: str, layout: layouts.Layout, params: torch.Tensor):
     if name == "sap_kernels.sap_step out=":
         out = torch.empty(params.numel(), dtype=torch.bool)
         return lambda: step_peers.sap_step_into(params, layout.segments, out)
+    if name == "sap_kernels.sap_step mask (70% live)":
+        live = step_peers.live_mask(params.numel())
+        return lambda: step_peers.sap_step_masked(params, layout.segments, live)
     if name == "kthvalue_step":
         return lambda: step_peers.kthvalue_step(params, layout.segments)
     rows = 1 if layout.name == "global" else layout.rows

@@ -27,6 +27,19 @@ def sap_step_into(params: torch.Tensor, segments: sk.Segments, out: torch.Tensor
     return sk.sap_step(params, segments, P, Q, out=out, backend="cpu").mask
 
 
+def sap_step_masked(
+    params: torch.Tensor, segments: sk.Segments, live: torch.Tensor
+) -> torch.Tensor:
+    """The step of a pruner past its first: a mask of the live entries given (a fresh mask out,
+    as SAPPruner.step takes it)."""
+    return sk.sap_step(params, segments, P, Q, live, backend="cpu").mask
+
+
+def live_mask(n: int, fraction: float = 0.7) -> torch.Tensor:
+    """A mask with each entry live with probability `fraction` (seeded)."""
+    return torch.rand(n, generator=torch.Generator().manual_seed(7)) < fraction
+
+
 def paper_counts(magnitude: torch.Tensor) -> torch.Tensor:
     """Per row of a 2-D |w|: the paper's prune count from two norms (eta_r = 0, gamma = 1,
     beta = 0.9), as int64 [rows]."""
