@@ -67,7 +67,7 @@ def worker(args: argparse.Namespace) -> None:
     round of calls per line read from stdin."""
     sys.path.insert(0, str(BENCH))
     import torch
-    from layouts import make_buffer, make_layout, parse_size
+    from layouts import make_buffer, make_layout, make_live_mask, parse_size
     from timing import timed
 
     import sap_kernels
@@ -77,9 +77,7 @@ def worker(args: argparse.Namespace) -> None:
     layout = make_layout(args.layout, n)
     params = make_buffer(n).to(getattr(torch, args.dtype))
     mask_out = torch.empty(n, dtype=torch.bool)
-    mask = None
-    if args.live is not None:
-        mask = torch.rand(n, generator=torch.Generator().manual_seed(1)) < args.live
+    mask = None if args.live is None else make_live_mask(n, args.live)
     segments = layout.segments
 
     def call() -> torch.Tensor:

@@ -48,6 +48,13 @@ def make_buffer(n: int, seed: int = SEED) -> torch.Tensor:
     return torch.randn(n, generator=generator, dtype=torch.float32)
 
 
+def make_live_mask(n: int, fraction: float, seed: int = SEED) -> torch.Tensor:
+    """A bool mask of n entries, each live with probability `fraction`, the same for a given
+    (n, fraction, seed)."""
+    generator = torch.Generator().manual_seed(seed + 2)
+    return torch.rand(n, generator=generator) < fraction
+
+
 def ragged_lengths(n: int, seed: int = SEED) -> torch.Tensor:
     """int64 lengths >= 1 of lognormal size, summing to n."""
     generator = torch.Generator().manual_seed(seed + 1)

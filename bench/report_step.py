@@ -51,8 +51,8 @@ def step_of(name: str, layout: layouts.Layout, params: torch.Tensor):
         out = torch.empty(params.numel(), dtype=torch.bool)
         return lambda: step_peers.sap_step_into(params, layout.segments, out)
     if name == "sap_kernels.sap_step mask (70% live)":
-        live = step_peers.live_mask(params.numel())
-        return lambda: step_peers.sap_step_masked(params, layout.segments, live)
+        live = layouts.make_live_mask(params.numel(), 0.7)
+        return lambda: step_peers.sap_step(params, layout.segments, live)
     if name == "kthvalue_step":
         return lambda: step_peers.kthvalue_step(params, layout.segments)
     rows = 1 if layout.name == "global" else layout.rows

@@ -18,26 +18,17 @@ import sap_kernels as sk
 P, Q = 0.5, 1.0
 
 
-def sap_step(params: torch.Tensor, segments: sk.Segments) -> torch.Tensor:
-    return sk.sap_step(params, segments, P, Q, backend="cpu").mask
+def sap_step(
+    params: torch.Tensor, segments: sk.Segments, live: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The step into a fresh mask; `live`: the mask of the live entries, if any (as a pruner's
+    steps past its first)."""
+    return sk.sap_step(params, segments, P, Q, live, backend="cpu").mask
 
 
 def sap_step_into(params: torch.Tensor, segments: sk.Segments, out: torch.Tensor) -> torch.Tensor:
     """The same into a mask buffer the caller keeps (no fresh pages to fault in each call)."""
     return sk.sap_step(params, segments, P, Q, out=out, backend="cpu").mask
-
-
-def sap_step_masked(
-    params: torch.Tensor, segments: sk.Segments, live: torch.Tensor
-) -> torch.Tensor:
-    """The step of a pruner past its first: a mask of the live entries given (a fresh mask out,
-    as SAPPruner.step takes it)."""
-    return sk.sap_step(params, segments, P, Q, live, backend="cpu").mask
-
-
-def live_mask(n: int, fraction: float = 0.7) -> torch.Tensor:
-    """A mask with each entry live with probability `fraction` (seeded)."""
-    return torch.rand(n, generator=torch.Generator().manual_seed(7)) < fraction
 
 
 def paper_counts(magnitude: torch.Tensor) -> torch.Tensor:
