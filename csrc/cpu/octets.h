@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "element.h"
 #include "powers.h"
@@ -188,6 +189,64 @@ __attribute__((always_inline)) inline void for_each_octet(const typename E::Bits
   visit(load_magnitudes8<E>(tail.params, live == nullptr ? nullptr : tail.mask), whole);
 }
 
+// The float32 magnitudes of 16 bfloat16 entries, the live ones of the first `kept` (others
+// 0): `even` from the entries 0, 2, .., 14 (each one's bits shifted up 16), `odd` from 1, 3,
+// .., 15 (the bits in place, the low half cleared). Bit operations within 32-bit lanes, where
+// widening eight entries (vpmovzxwd) crosses lanes.
+template <bool kMasked>
+__attribute__((always_inline)) inline void bfloat16_pairs(const uint16_t* at, const uint8_t* live,
+                                                          int64_t kept, f32x8& even, f32x8& odd) {
+  u16x16 raw;
+  std::memcpy(&raw, at, sizeof(raw));
+  if constexpr (kMasked) {
+    u8x16 bytes;
+    std::memcpy(&bytes, live, sizeof(bytes));
+    raw &= (u16x16)(__builtin_convertvector(bytes, u16x16) != 0);
+  }
+  if (kept < 16) {
+    const u16x16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const auto count = static_cast<uint16_t>(kept <= 0 ? 0 : kept);
+    raw &= (u16x16)(lane < count);
+  }
+  const auto pairs = (u32x8)(raw);
+  even = (f32x8)((pairs << 16) & 0x7fffffffu);
+  odd = (f32x8)(pairs & 0x7fff0000u);
+}
+
+// sum_powers_by_octets for bfloat16: sixteen entries a step, as the even and the odd ones
+// (bfloat16_pairs), each into its own accumulators. The same terms as eight at a time, added
+// in another order (the float64 sums move by their rounding only). The AVX2 copy on Zen 4, one
+// core, in cache: 0.69-0.75 of the time for (1, 2), 0.57-0.65 with a mask (whose widening
+// shuffled as well).
+template <PowerKind kP, PowerKind kQ, bool kMasked>
+__attribute__((always_inline)) inline PowerPair sum_bfloat16_by_pairs(
+    const OctetSpan<BFloat16Element>& span) {
+  const auto [params, mask, n, readable] = span;
+  OctetSums<kP, kQ> sums;
+  auto step = [&](const uint16_t* at, const uint8_t* live, int64_t kept)
+                  __attribute__((always_inline)) {
+    f32x8 even, odd;
+    bfloat16_pairs<kMasked>(at, live, kept, even, odd);
+    sums.add(even, 0);
+    sums.add(odd, 1);
+  };
+  int64_t i = 0;
+#pragma GCC unroll 1
+  for (; i + 16 < n; i += 16) {
+    prefetch_ahead<BFloat16Element>(params + i);
+    step(params + i, kMasked ? mask + i : nullptr, 16);
+  }
+  const int64_t rest = n - i;
+  prefetch_ahead<BFloat16Element>(params + i);
+  if (i + 16 <= readable) {
+    step(params + i, kMasked ? mask + i : nullptr, rest);
+  } else if (rest > 0) {
+    const PaddedTail<BFloat16Element, 16> tail(params + i, kMasked ? mask + i : nullptr, rest);
+    step(tail.params, tail.mask, rest);
+  }
+  return sums.total();
+}
+
 // Σ a^p and Σ a^q over the live entries of params[0..n), a = |w|, for fast-path kinds;
 // kMasked says whether span.mask is used (it is then non-null).
 // Whole steps of 16 entries run unmasked; the last 1..16 entries take one lane-masked step
@@ -199,6 +258,9 @@ __attribute__((always_inline)) inline void for_each_octet(const typename E::Bits
 // 16-byte load of two 8-byte stores stalls store forwarding once a segment.
 template <class E, PowerKind kP, PowerKind kQ, bool kMasked>
 __attribute__((always_inline)) inline PowerPair sum_powers_by_octets(const OctetSpan<E>& span) {
+  if constexpr (std::is_same_v<E, BFloat16Element>) {
+    return sum_bfloat16_by_pairs<kP, kQ, kMasked>(span);
+  }
   const auto [params, mask, n, readable] = span;
   OctetSums<kP, kQ> sums;
   int64_t i = 0;

@@ -21,6 +21,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "element.h"
 #include "octets.h"
@@ -114,6 +115,40 @@ struct SixteenSums {
   }
 };
 
+// The first `count` of 32 lanes (count in 0..32).
+inline __mmask32 first_lanes32(int64_t count) {
+  return _bzhi_u32(0xffffffffu, static_cast<uint32_t>(count));
+}
+
+// sum_powers_by_sixteens for bfloat16: 32 entries a step, one 512-bit load split into the
+// float32 magnitudes of the even entries (each one's bits shifted up 16) and of the odd ones
+// (the bits in place, the low half cleared): three bit operations, none across lanes, in place
+// of two widenings across lanes (vpmovzxwd) and an insert per 16 entries. Those shuffles made
+// bfloat16 ~40% dearer an entry than float32 in cache; split this way, `segmented_pqi` on
+// bfloat16 took 0.75-0.86 of the time (Zen 4, one core, in cache; with two cores on 1e8 entries,
+// (1, 2): global 0.73, rows 0.78, ragged 0.89). Each term is the same; they are added in another order (the float64 sums move by
+// their rounding only). The last 1..32 entries are one lane-masked step.
+template <PowerKind kP, PowerKind kQ, bool kMasked>
+__attribute__((always_inline)) inline PowerPair sum_bfloat16_by_32(const uint16_t* params,
+                                                                   const uint8_t* mask,
+                                                                   int64_t n,
+                                                                   SixteenSums<kP, kQ>& sums) {
+  auto step = [&](int64_t i, __mmask32 lanes) __attribute__((always_inline)) {
+    if constexpr (kMasked) {
+      const __m256i live = _mm256_maskz_loadu_epi8(lanes, mask + i);
+      lanes = _mm256_mask_test_epi8_mask(lanes, live, live);
+    }
+    // dead lanes and those past the end are 0, not read
+    const u32x16 pairs = (u32x16)(_mm512_maskz_loadu_epi16(lanes, params + i));
+    sums.add((f32x16)((pairs << 16) & 0x7fffffffu));  // the even entries
+    sums.add((f32x16)(pairs & 0x7fff0000u));          // the odd ones
+  };
+  int64_t i = 0;
+  for (; i + 32 < n; i += 32) step(i, 0xffffffffu);
+  step(i, first_lanes32(n - i));
+  return sums.total();
+}
+
 // Σ a^p and Σ a^q over the live entries of params[0..n), a = |w|, for fast-path kinds:
 // whole steps of 16 unmasked, then one step of the last 1..16 entries (none for n = 0).
 // No software prefetch, unlike the octets: on a Zen 4 VM with two cores streaming, the
@@ -126,6 +161,9 @@ __attribute__((always_inline)) inline PowerPair sum_powers_by_sixteens(const Oct
   const auto [params, mask, n, readable] = span;
   (void)readable;  // a masked load never reads past what it keeps
   SixteenSums<kP, kQ> sums;
+  if constexpr (std::is_same_v<E, BFloat16Element>) {
+    return sum_bfloat16_by_32<kP, kQ, kMasked>(params, mask, n, sums);
+  }
   int64_t i = 0;
   for (; i + 16 < n; i += 16) {
     sums.add(live_magnitudes16<E, kMasked>(params + i, kMasked ? mask + i : nullptr, 0xffff));

@@ -21,6 +21,8 @@ using u32x8 = uint32_t __attribute__((vector_size(32)));
 using f32x4 = float __attribute__((vector_size(16)));
 using u16x8 = uint16_t __attribute__((vector_size(16)));
 using u8x8 = uint8_t __attribute__((vector_size(8)));
+using u16x16 = uint16_t __attribute__((vector_size(32)));
+using u8x16 = uint8_t __attribute__((vector_size(16)));
 #if defined(__AVX512F__)
 using f64x8 = double __attribute__((vector_size(64)));
 using i64x8 = int64_t __attribute__((vector_size(64)));
