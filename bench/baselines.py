@@ -1,9 +1,10 @@
-"""The competitors of sap_kernels.segmented_pqi: per-segment PQ Index of a float32 buffer.
+"""The competitors of sap_kernels.segmented_pqi: per-segment PQ Index of a float32 buffer
+(or bfloat16 / float16: report.py --dtype).
 
 Every implementation returns float64 [S]:
 
 - ``paper_eager_pqi``: the paper's own code style (Diao et al., ICLR 2023): per layer a mask
-  multiply and two ``torch.linalg.norm`` calls, in float32.
+  multiply and two ``torch.linalg.norm`` calls, in the params' dtype.
 - ``eager_reference_pqi``: ``sap_kernels.reference.pqi`` (vectorised eager float64, scatter /
   index_add over segment ids).
 - ``compiled_reference_pqi``: ``torch.compile(reference.pqi, dynamic=False)``.
@@ -102,12 +103,13 @@ def compiled_rows_pqi(
     rows: int, cols: int, p: float, q: float
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """torch.compile (dynamic=False) of the row-wise PQI of params viewed as (rows, cols):
-    float32 |w|, its p-th and q-th powers summed along dim 1, the formula in float64. The
-    strongest compiled peer on uniform rows (no segment ids, no scatter)."""
+    float32 |w| (16-bit params widened to it), its p-th and q-th powers summed along dim 1, the
+    formula in float64. The strongest compiled peer on uniform rows (no segment ids, no
+    scatter)."""
     exponent = 1.0 / q - 1.0 / p
 
     def pqi(params: torch.Tensor) -> torch.Tensor:
-        a = params.view(rows, cols).abs()
+        a = params.view(rows, cols).abs().float()
         sum_p = (a**p).sum(dim=1).double()
         sum_q = (a**q).sum(dim=1).double()
         return 1.0 - cols**exponent * sum_p ** (1.0 / p) / sum_q ** (1.0 / q)

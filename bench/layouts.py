@@ -21,6 +21,7 @@ import torch
 from sap_kernels import Segments
 
 LAYOUTS = ("global", "rows", "ragged")
+DTYPES = ("float32", "bfloat16", "float16")
 ROW_LENGTH = 1000
 RAGGED_LOG_MEAN = 4.0
 RAGGED_LOG_SIGMA = 1.0
@@ -42,10 +43,11 @@ class Layout:
         return self.segments.num_segments
 
 
-def make_buffer(n: int, seed: int = SEED) -> torch.Tensor:
-    """n float32 standard normal values, the same for a given (n, seed)."""
+def make_buffer(n: int, seed: int = SEED, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """n standard normal values, the same for a given (n, seed): float32 ones, rounded to
+    dtype."""
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(n, generator=generator, dtype=torch.float32)
+    return torch.randn(n, generator=generator, dtype=torch.float32).to(dtype)
 
 
 def make_live_mask(n: int, fraction: float, seed: int = SEED) -> torch.Tensor:

@@ -72,6 +72,7 @@ def header_lines(args) -> list[str]:
         f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores",
         f"- threads: {threads}",
         f"- torch {torch.__version__}, Python {platform.python_version()}",
+        f"- params: {getattr(args, 'dtype', 'float32')} (standard normal values)",
         f"- sap_kernels {sap_kernels.__version__} (git {git_state()})",
         f"- extension: {extension_state()}",
         f"- command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}",
@@ -174,7 +175,7 @@ def markdown_report(
 
 
 CSV_FIELDS = (
-    "layout", "n", "segments", "p", "q", "implementation", "median_ms", "ratio_to_sum",
+    "layout", "n", "dtype", "segments", "p", "q", "implementation", "median_ms", "ratio_to_sum",
     "rounds", "sum_median_ms", "sum_rounds", "max_abs_error", "correct", "note",
 )  # fmt: skip
 
@@ -186,6 +187,7 @@ def csv_rows(results: list[CaseResult]):
             yield {
                 "layout": result.layout,
                 "n": result.n,
+                "dtype": result.dtype,
                 "segments": result.num_segments,
                 "p": result.p,
                 "q": result.q,

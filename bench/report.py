@@ -2,6 +2,7 @@
 buffer timed in the same rounds.
 
     PYTHONPATH=. python bench/report.py [--sizes 1e6,1e7,1e8] [--rounds 7] [--out bench/out]
+    PYTHONPATH=. python bench/report.py --dtype bfloat16 ...   # the same values, rounded
 
 Writes pqi.md (header + markdown table) and pqi.csv (one row per implementation and case) to
 --out and prints the markdown. Exit status 1 when a peer disagrees with sap_kernels by more
@@ -47,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layouts", default=",".join(layouts.LAYOUTS))
     parser.add_argument("--pq", default=",".join(f"{p}:{q}" for p, q in cases.PQ_PAIRS))
     parser.add_argument("--impls", default=",".join(cases.IMPLEMENTATION_KEYS))
+    parser.add_argument(
+        "--dtype",
+        choices=layouts.DTYPES,
+        default="float32",
+        help="the buffer's dtype (its float32 standard normal values, rounded)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "out"))
     parser.add_argument(
         "--keep-omp-default",
@@ -90,13 +97,15 @@ def measure_case(
     sum_times, measurements = run_case(impls, params, expected, args.rounds, wants_warmup)
     del impls, expected
     gc.collect()
-    return CaseResult(layout.name, layout.n, layout.num_segments, p, q, sum_times, measurements)
+    return CaseResult(
+        layout.name, layout.n, layout.num_segments, p, q, sum_times, measurements, args.dtype
+    )
 
 
 def run_all(args: argparse.Namespace) -> list[CaseResult]:
     results = []
     for n in args.sizes:
-        params = layouts.make_buffer(n)
+        params = layouts.make_buffer(n, dtype=getattr(torch, args.dtype))
         for name in args.layouts:
             layout = layouts.make_layout(name, n)
             for p, q in args.pq:

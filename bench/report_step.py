@@ -3,6 +3,7 @@ eager step and a torch.kthvalue threshold, as ratios to torch.sum of the same bu
 the same rounds, with the peak memory each one adds.
 
     python bench/report_step.py [--n 1e8] [--rounds 5] [--slow-rounds 3] [--out bench/out]
+    python bench/report_step.py --dtype bfloat16 ...   # the same values, rounded
 
 Writes step.md and step.csv to --out and prints the markdown. Peak memory is measured in a
 fresh process per (implementation, layout): the peak resident size during one call minus the
@@ -74,15 +75,15 @@ def status_kib(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def call_peak_mib(name: str, layout_name: str, n: int) -> float:
+def call_peak_mib(name: str, layout_name: str, n: int, dtype: str = "float32") -> float:
     """In this (fresh) process: the peak resident size during one call, minus the resident
     size before it. Writing 5 to clear_refs resets the peak (VmHWM) to the current size.
     A call on a small buffer comes first: the first call of a custom op loads ~120 MiB of
     PyTorch's own machinery once per process, which is no part of what a call costs."""
     small = layouts.make_layout(layout_name, 10_000)
-    step_of(name, small, layouts.make_buffer(10_000))()
+    step_of(name, small, layouts.make_buffer(10_000, dtype=getattr(torch, dtype)))()
     layout = layouts.make_layout(layout_name, n)
-    params = layouts.make_buffer(n)
+    params = layouts.make_buffer(n, dtype=getattr(torch, dtype))
     call = step_of(name, layout, params)
     before = status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as clear_refs:
@@ -91,21 +92,21 @@ def call_peak_mib(name: str, layout_name: str, n: int) -> float:
     return (status_kib("VmHWM") - before) / 1024
 
 
-def peak_memory_mib(name: str, layout_name: str, n: int) -> float:
+def peak_memory_mib(name: str, layout_name: str, n: int, dtype: str) -> float:
     """Peak memory one call adds, measured in a fresh process (see call_peak_mib)."""
     code = (
         f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'bench')!r}]\n"
         f"import report_step\n"
-        f"print(report_step.call_peak_mib({name!r}, {layout_name!r}, {n}))\n"
+        f"print(report_step.call_peak_mib({name!r}, {layout_name!r}, {n}, {dtype!r}))\n"
     )
     command = [sys.executable, "-c", code]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def measure(layout_name: str, n: int, rounds: int, slow_rounds: int) -> list[dict]:
+def measure(layout_name: str, n: int, dtype: str, rounds: int, slow_rounds: int) -> list[dict]:
     layout = layouts.make_layout(layout_name, n)
-    params = layouts.make_buffer(n)
+    params = layouts.make_buffer(n, dtype=getattr(torch, dtype))
     names = [name for name, where in IMPLEMENTATIONS.items() if layout_name in where]
     calls = {name: step_of(name, layout, params) for name in names}
     times: dict[str, list[float]] = {name: [] for name in ["torch.sum", *names]}
@@ -129,12 +130,13 @@ def measure(layout_name: str, n: int, rounds: int, slow_rounds: int) -> list[dic
             {
                 "layout": layout_name,
                 "n": n,
+                "dtype": dtype,
                 "implementation": name,
                 "median_ms": round(median, 2),
                 "rounds": len(times[name]),
                 "torch_sum_ms": round(sum_ms, 2),
                 "ratio_to_sum": round(median / sum_ms, 2),
-                "peak_extra_mib": round(peak_memory_mib(name, layout_name, n), 1),
+                "peak_extra_mib": round(peak_memory_mib(name, layout_name, n, dtype), 1),
             }
         )
     return rows
@@ -159,19 +161,26 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--slow-rounds", type=int, default=3)
     parser.add_argument("--layouts", default="global,rows,ragged")
+    parser.add_argument(
+        "--dtype",
+        choices=layouts.DTYPES,
+        default="float32",
+        help="the buffer's dtype (its float32 standard normal values, rounded)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "out"))
     args = parser.parse_args()
     n = layouts.parse_size(args.n)
     rows = []
     for layout_name in args.layouts.split(","):
-        rows += measure(layout_name, n, args.rounds, args.slow_rounds)
+        rows += measure(layout_name, n, args.dtype, args.rounds, args.slow_rounds)
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    entry_bytes = getattr(torch, args.dtype).itemsize
     header = (
         f"{now}; {render.cpu_model()}, {os.cpu_count()} logical cores; sap_kernels git "
         f"{render.git_state()}; extension {render.extension_state()}\n\n"
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 n = "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype} n = "
         f"{layouts.format_n(n)}, (p, q) = (0.5, 1); peak extra memory of one call, in a "
-        f"fresh process (buffer: {n * 4 / 2**20:.0f} MiB, mask: {n / 2**20:.0f} MiB)"
+        f"fresh process (buffer: {n * entry_bytes / 2**20:.0f} MiB, mask: {n / 2**20:.0f} MiB)"
     )
     table = markdown(rows)
     out = Path(args.out)

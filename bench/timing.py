@@ -48,6 +48,7 @@ class CaseResult:
     q: float
     sum_times: list[float]
     measurements: list[Measurement]
+    dtype: str = "float32"
 
     @property
     def sum_ms(self) -> float:
