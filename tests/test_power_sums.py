@@ -299,6 +299,36 @@ def test_fast_path_sums_do_not_depend_on_where_a_segment_is_cut(
             assert abs(float(got - first)) <= 1e-13, (dtype, pq, float(got - first))
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("masked", [False, True], ids=["all-live", "masked"])
+def test_16_bit_params_sum_as_their_float32_values(
+    backend: str, dtype: torch.dtype, masked: bool
+) -> None:
+    """16-bit params give the sums of the same values held as float32, bit for bit, where every
+    sum is exact: |w| in [0.5, 8) and integer exponents up to 3 (bits from 2^-36 up to 2^16,
+    within float64's 53). The CPU reads 16-bit entries in their own ways (bfloat16 split into
+    even and odd entries, float16 converted or rebased), so this pins that each live entry is
+    read once and each dead or outside one not at all, at every length up to 70 (a vector's
+    tail, masked lanes) and across cuts anywhere."""
+    if backend in GPU_BACKENDS:
+        pytest.skip("the GPU backends may keep float32 partial sums")
+    generator = torch.Generator().manual_seed(11)
+    for n in range(71):
+        magnitude = 0.5 + 7.5 * torch.rand(n, generator=generator)
+        sign = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+        params = (sign * magnitude).to(dtype)
+        cuts = torch.randint(0, n + 1, (3,), generator=generator).sort().values
+        offsets = torch.cat([torch.tensor([0]), cuts, torch.tensor([n])])
+        segments = sk.Segments(offsets)
+        mask = torch.rand(n, generator=generator) < 0.7 if masked else None
+        for p, q in ((1.0, 2.0), (1.0, 3.0)):
+            sums = sk.segmented_power_sums(params, segments, p, q, mask, backend=backend)
+            widened = sk.segmented_power_sums(params.float(), segments, p, q, mask, backend=backend)
+            for name in ("sum_p", "sum_q", "scale", "count"):
+                got, want = getattr(sums, name), getattr(widened, name)
+                assert torch.equal(got, want), (dtype, n, offsets.tolist(), (p, q), name, got, want)
+
+
 @pytest.mark.skipif("cpu" not in BACKENDS_HERE, reason="needs the compiled extension")
 def test_results_do_not_depend_on_thread_count() -> None:
     """Power sums, PQI, sap_step and top-k masks of every dtype, bit for bit the same on one
