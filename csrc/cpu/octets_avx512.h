@@ -125,14 +125,15 @@ inline __mmask32 first_lanes32(int64_t count) {
 // (the bits in place, the low half cleared): three bit operations, none across lanes, in place
 // of two widenings across lanes (vpmovzxwd) and an insert per 16 entries. Those shuffles made
 // bfloat16 ~40% dearer an entry than float32 in cache; split this way, `segmented_pqi` on
-// bfloat16 took 0.75-0.86 of the time (Zen 4, one core, in cache; with two cores on 1e8 entries,
-// (1, 2): global 0.73, rows 0.78, ragged 0.89). Each term is the same; they are added in another order (the float64 sums move by
-// their rounding only). The last 1..32 entries are one lane-masked step.
+// bfloat16 took 0.75-0.86 of the time (Zen 4, one core, in cache; with two cores on 1e8
+// entries, (1, 2): global 0.73, rows 0.78, ragged 0.89). Each term is the same; they are added
+// in another order (the float64 sums move by their rounding only). The last 1..32 entries are
+// one lane-masked step.
 template <PowerKind kP, PowerKind kQ, bool kMasked>
 __attribute__((always_inline)) inline PowerPair sum_bfloat16_by_32(const uint16_t* params,
                                                                    const uint8_t* mask,
-                                                                   int64_t n,
-                                                                   SixteenSums<kP, kQ>& sums) {
+                                                                   int64_t n) {
+  SixteenSums<kP, kQ> sums;
   auto step = [&](int64_t i, __mmask32 lanes) __attribute__((always_inline)) {
     if constexpr (kMasked) {
       const __m256i live = _mm256_maskz_loadu_epi8(lanes, mask + i);
@@ -160,17 +161,18 @@ template <class E, PowerKind kP, PowerKind kQ, bool kMasked>
 __attribute__((always_inline)) inline PowerPair sum_powers_by_sixteens(const OctetSpan<E>& span) {
   const auto [params, mask, n, readable] = span;
   (void)readable;  // a masked load never reads past what it keeps
-  SixteenSums<kP, kQ> sums;
   if constexpr (std::is_same_v<E, BFloat16Element>) {
-    return sum_bfloat16_by_32<kP, kQ, kMasked>(params, mask, n, sums);
+    return sum_bfloat16_by_32<kP, kQ, kMasked>(params, mask, n);
+  } else {
+    SixteenSums<kP, kQ> sums;
+    int64_t i = 0;
+    for (; i + 16 < n; i += 16) {
+      sums.add(live_magnitudes16<E, kMasked>(params + i, kMasked ? mask + i : nullptr, 0xffff));
+    }
+    sums.add(live_magnitudes16<E, kMasked>(params + i, kMasked ? mask + i : nullptr,
+                                           first_lanes(n - i)));
+    return sums.total();
   }
-  int64_t i = 0;
-  for (; i + 16 < n; i += 16) {
-    sums.add(live_magnitudes16<E, kMasked>(params + i, kMasked ? mask + i : nullptr, 0xffff));
-  }
-  sums.add(live_magnitudes16<E, kMasked>(params + i, kMasked ? mask + i : nullptr,
-                                         first_lanes(n - i)));
-  return sums.total();
 }
 
 }  // namespace sap_kernels::cpu::SAP_KERNELS_ISA
