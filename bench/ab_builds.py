@@ -75,7 +75,7 @@ def worker(args: argparse.Namespace) -> None:
     n = parse_size(args.n)
     p, q = (float(v) for v in args.pq.split(":"))
     layout = make_layout(args.layout, n)
-    params = make_buffer(n).to(getattr(torch, args.dtype))
+    params = make_buffer(n, dtype=getattr(torch, args.dtype))
     mask_out = torch.empty(n, dtype=torch.bool)
     mask = None if args.live is None else make_live_mask(n, args.live)
     segments = layout.segments

@@ -72,7 +72,7 @@ def header_lines(args) -> list[str]:
         f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores",
         f"- threads: {threads}",
         f"- torch {torch.__version__}, Python {platform.python_version()}",
-        f"- params: {getattr(args, 'dtype', 'float32')} (standard normal values)",
+        f"- params: {args.dtype} (standard normal values)",
         f"- sap_kernels {sap_kernels.__version__} (git {git_state()})",
         f"- extension: {extension_state()}",
         f"- command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}",

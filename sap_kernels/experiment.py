@@ -121,7 +121,8 @@ def run_method(
             pruner.rewind()
             train(model, pruner, train_split, settings, seed=settings.seed * 1000 + t)
         live = int(torch.count_nonzero(pruner.mask))
-        row = Row(method, t, accuracy(model, test_split), pruner.remaining, live)
+        remaining = live / pruner.mask.numel()  # pruner.remaining, without counting again
+        row = Row(method, t, accuracy(model, test_split), remaining, live)
         if t < settings.iterations:  # the step's record holds the PQI of these weights
             record = pruner.step()
             pqi, row.pruned_next = record.pqi, record.pruned
